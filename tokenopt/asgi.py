@@ -1,0 +1,309 @@
+"""`TokenOptMiddleware`: the pure ASGI middleware both forms are built on.
+
+It reads an LLM request's body (capped), runs the pipeline over the dialect's
+view, hands the (possibly rewritten) body to the wrapped app, and watches the
+response go by to read usage. Everything else passes through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from tokenopt._sse import SSEParser
+from tokenopt.dialects.base import JSON, Dialect, RequestView, UsageTap
+from tokenopt.engine import Engine
+from tokenopt.exceptions import DialectError, PolicyRejected
+from tokenopt.identity import tenant_of
+from tokenopt.pipeline import ResponseView
+from tokenopt.records import ExchangeRecord
+from tokenopt.settings import Settings
+from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("tokenopt.asgi")
+OWN_HEADER_PREFIX = b"x-tokenopt-"
+# A JSON response larger than this is relayed but not parsed for usage.
+MAX_JSON_TAP_BYTES = 16 * 1024 * 1024
+
+
+class TokenOptMiddleware:
+    """Rewrites the LLM requests of the app it wraps; passes everything else through.
+
+    Args:
+        app: the ASGI app that serves or proxies LLM requests.
+        engine: a ready engine; built from `settings` (or the default settings) if absent.
+        settings: settings to build the engine from when no engine is given.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, engine: Engine | None = None, settings: Settings | None = None
+    ) -> None:
+        self.app = app
+        self.engine = engine if engine is not None else Engine.from_settings(
+            settings if settings is not None else Settings.load()
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
+        dialect = self.engine.dialect_for(scope)
+        if dialect is None:
+            await self.app(scope, receive, send)
+            return
+        await Exchange(self.engine, dialect, scope).run(self.app, receive, send)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.engine.aclose()
+            await send(message)
+
+        return wrapped
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    pass
+
+
+class Exchange:
+    """The state of one LLM request as it passes through: body, view, record, response tap."""
+
+    def __init__(self, engine: Engine, dialect: Dialect, scope: Scope) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.scope = scope
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.tenant = tenant_of(self.headers)
+        self.record = ExchangeRecord(
+            ts=time.time(), tenant=self.tenant, route=dialect.path, dialect=dialect.name,
+            model=None, conversation=None, stream=False,
+        )
+        self.view: RequestView | None = None
+
+    async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            body = await self._read_body(receive)
+        except ClientGone:
+            return
+        except BodyTooLarge:
+            limit = self.engine.max_body_bytes
+            await self._answer(send, 413, f"request body exceeds the limit of {limit} bytes")
+            self.record.error = "body_too_large"
+            self.engine.spawn(self.engine.record(self.record))
+            return
+        ready = time.perf_counter()
+        try:
+            forwarded, strip_usage = await self._prepare(body)
+        except PolicyRejected as exc:
+            await self._answer(send, exc.status, str(exc))
+            self.record.error = f"policy:{exc.rule or 'rejected'}"
+            self.engine.spawn(self.engine.record(self.record))
+            return
+        self.record.added_latency_ms = (time.perf_counter() - ready) * 1000
+        self.record.body_bytes_before, self.record.body_bytes_after = len(body), len(forwarded)
+        tap = ResponseTap(self.dialect, send, strip_usage=strip_usage)
+        try:
+            await app(self._forward_scope(len(forwarded)), _replay(forwarded, receive), tap.send)
+        except BaseException as exc:
+            self.record.error = type(exc).__name__
+            raise
+        finally:
+            self.record.duration_ms = (time.perf_counter() - started) * 1000
+            self.engine.spawn(self._finish(tap))
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        limit = self.engine.max_body_bytes
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _prepare(self, body: bytes) -> tuple[bytes, bool]:
+        """The bytes to forward, and whether tokenopt (not the client) asked for stream usage."""
+        try:
+            parsed = json.loads(body)
+            if not isinstance(parsed, dict):
+                raise DialectError("the body is not a JSON object")
+            self.view = view = self.dialect.parse(parsed, tenant=self.tenant, headers=self.headers)
+        except (ValueError, DialectError) as exc:
+            # Not ours to judge: the upstream answers malformed requests in its own words.
+            logger.debug("forwarding an unreadable %s body as is: %s", self.dialect.name, exc)
+            self.record.fail_open = "unreadable_body"
+            return body, False
+        self.record.model, self.record.conversation = view.model, view.conversation
+        self.record.stream = view.stream
+        rewritten = await self._transform(view)
+        current = rewritten if rewritten is not None else parsed
+        strip_usage = self.dialect.wants_usage_injection(current)
+        if strip_usage:
+            if rewritten is None and "stream_options" not in parsed:
+                return _splice_stream_usage(body), True
+            options = current.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            rewritten = {**current, "stream_options": {**options, "include_usage": True}}
+        if rewritten is None:
+            return body, strip_usage
+        return json.dumps(rewritten, ensure_ascii=False, separators=(",", ":")).encode(), strip_usage
+
+    async def _transform(self, view: RequestView) -> JSON | None:
+        pipeline = self.engine.pipeline
+        if not pipeline:
+            return None
+        result = await pipeline.run(view, self.engine.context_for(self.tenant))
+        self.record.plugin_notes = result.notes
+        if result.failed is not None:
+            self.record.fail_open = f"plugin:{result.failed}"
+            return None
+        try:
+            rendered = self.dialect.render(result.view)
+        except Exception as exc:
+            if pipeline.strict:
+                raise
+            logger.warning("writing back the %s view failed, forwarding unchanged: %r",
+                           self.dialect.name, exc)
+            self.record.fail_open = "render"
+            return None
+        self.view = result.view
+        self.record.changed = rendered is not None
+        return rendered
+
+    def _forward_scope(self, length: int) -> Scope:
+        headers = [
+            (k, v) for k, v in self.scope["headers"]
+            if k.lower() not in (b"content-length", b"accept-encoding", b"transfer-encoding")
+            and not k.lower().startswith(OWN_HEADER_PREFIX)
+        ]
+        headers += [(b"content-length", str(length).encode()), (b"accept-encoding", b"identity")]
+        return {**self.scope, "headers": headers}
+
+    async def _answer(self, send: Send, status: int, message: str) -> None:
+        payload = json.dumps(self.dialect.error_body(status, message)).encode()
+        self.record.status = status
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+        ]})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _finish(self, tap: ResponseTap) -> None:
+        usage, complete = tap.result()
+        record = self.record
+        record.status, record.usage, record.complete = tap.status, usage, complete
+        if self.view is not None and self.engine.pipeline.responders:
+            response = ResponseView(self.view, tap.status, usage, complete)
+            await self.engine.pipeline.respond(response, self.engine.context_for(self.tenant))
+        await self.engine.record(record)
+
+
+class ResponseTap:
+    """Relays the response as it comes and reads usage from it on the side.
+
+    Chunks go to the client at once. The only change ever made is dropping the
+    usage event tokenopt itself asked for; then events are relayed whole.
+    """
+
+    def __init__(self, dialect: Dialect, send: Send, *, strip_usage: bool) -> None:
+        self.dialect = dialect
+        self._send = send
+        self.strip_usage = strip_usage
+        self.status = 0
+        self.mode: str | None = None
+        self.events: UsageTap | None = None
+        self.parser = SSEParser()
+        self.json_chunks: list[bytes] = []
+        self.json_size = 0
+        self.ended = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = self._start(message)
+        elif message["type"] == "http.response.body":
+            message = self._body(message)
+        await self._send(message)
+
+    def _start(self, message: Message) -> Message:
+        self.status = message["status"]
+        headers = {k.lower(): v for k, v in message.get("headers", [])}
+        encoding = headers.get(b"content-encoding", b"identity").lower()
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if encoding != b"identity":
+            return message  # compressed by the app: relayed, usage unknown
+        if kind == b"text/event-stream":
+            self.mode = "sse"
+            self.events = self.dialect.usage_tap(strip_usage_event=self.strip_usage)
+            if self.strip_usage:  # the body will be shorter than announced
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                return {**message, "headers": kept}
+        elif kind == b"application/json":
+            self.mode = "json"
+        return message
+
+    def _body(self, message: Message) -> Message:
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        self.ended = not more
+        if self.mode == "sse" and self.events is not None:
+            events = self.parser.feed(chunk)
+            if not self.strip_usage:
+                for event in events:
+                    self.events.feed(event)
+                return message
+            kept = b"".join(event.raw for event in events if not self.events.feed(event))
+            return {**message, "body": kept + (b"" if more else self.parser.flush())}
+        if self.mode == "json":
+            self.json_size += len(chunk)
+            if self.json_size <= MAX_JSON_TAP_BYTES:
+                self.json_chunks.append(chunk)
+        return message
+
+    def result(self) -> tuple[Any, bool]:
+        """The usage read (or None) and whether the response ended normally."""
+        if self.mode == "sse" and self.events is not None:
+            return self.events.usage, self.events.complete and self.ended
+        if self.mode == "json" and self.ended and self.json_size <= MAX_JSON_TAP_BYTES:
+            try:
+                body = json.loads(b"".join(self.json_chunks))
+            except ValueError:
+                return None, True
+            usage = self.dialect.usage_from_json(body) if isinstance(body, dict) else None
+            return usage, True
+        return None, self.ended
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the app the body as one message; later calls reach the real `receive`."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _splice_stream_usage(body: bytes) -> bytes:
+    # Inserting the member after the opening brace leaves every other byte as sent.
+    start = body.index(b"{") + 1
+    return body[:start] + b'"stream_options":{"include_usage":true},' + body[start:]

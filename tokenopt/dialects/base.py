@@ -1,0 +1,212 @@
+"""The neutral request view every plugin sees, and the protocol each wire dialect implements.
+
+A dialect reads a request body into a `RequestView`, writes the view back into
+the same wire format, and reads usage from a JSON or SSE response. Plugins
+treat the view's containers as immutable: they replace a list or an item
+rather than edit it in place, so the original body stays intact for fail-open.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from tokenopt._sse import SSEEvent
+from tokenopt.identity import TASK_HEADER, conversation_of
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage as the upstream reported it, in one shape for every provider.
+
+    `input_tokens` is the whole prompt: cached and cache-written parts included.
+    """
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Tool:
+    """One tool definition: the neutral fields, and the native entry they came from.
+
+    `raw` keeps every field the neutral view does not model (cache_control,
+    defer_loading, strict, built-in tool types); a tool whose neutral fields are
+    unchanged is written back as `raw`, byte for byte.
+    """
+
+    name: str
+    description: str | None
+    parameters: JSON | None
+    raw: JSON
+
+
+@dataclass(slots=True)
+class TextPart:
+    """One piece of system text; `raw` is the native node it came from (block, message or str)."""
+
+    text: str
+    raw: Any
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """Reasoning knobs: OpenAI effort, Anthropic thinking mode and budget."""
+
+    effort: str | None = None
+    thinking: str | None = None
+    budget_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class RequestView:
+    """What the pipeline sees of one LLM request.
+
+    `messages` are the dialect's native message objects (after any leading
+    system messages); `body` is the parsed client body and must not be mutated.
+    """
+
+    dialect: str
+    route: str
+    body: JSON
+    model: str | None
+    stream: bool
+    tenant: str
+    conversation: str
+    task: str | None
+    system: list[TextPart]
+    messages: list[JSON]
+    tools: list[Tool]
+    tool_choice: Any
+    reasoning: Reasoning
+    max_output_tokens: int | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class UsageTap(Protocol):
+    """Watches a response's SSE events; keeps the latest usage it saw."""
+
+    usage: Usage | None
+    complete: bool
+
+    def feed(self, event: SSEEvent) -> bool:
+        """Take one event; return True when the client must not see it."""
+        ...
+
+
+class Dialect(Protocol):
+    """One wire API: recognise, view, write back, read usage, speak errors."""
+
+    name: ClassVar[str]
+    path: ClassVar[str]
+
+    def parse(self, body: JSON, *, tenant: str, headers: Mapping[str, str]) -> RequestView:
+        """Build the neutral view of a parsed request body; raise DialectError if it isn't one."""
+        ...
+
+    def render(self, view: RequestView) -> JSON | None:
+        """Return the body with the view's changes written back, or None if nothing changed."""
+        ...
+
+    def wants_usage_injection(self, body: JSON) -> bool:
+        """True when a streamed request will not report usage unless tokenopt asks for it."""
+        ...
+
+    def usage_from_json(self, body: JSON) -> Usage | None:
+        """Read usage from a non-streamed response body."""
+        ...
+
+    def usage_tap(self, *, strip_usage_event: bool) -> UsageTap:
+        """A fresh watcher for one streamed response."""
+        ...
+
+    def error_body(self, status: int, message: str) -> JSON:
+        """An error in this dialect's own shape."""
+        ...
+
+
+def as_int(value: Any) -> int:
+    """An int usage field, or 0 when absent or not a number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def as_dict(value: Any) -> JSON:
+    """A nested object, or an empty one when absent or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+VIEW_FIELDS: tuple[str, ...] = (
+    "system",
+    "messages",
+    "tools",
+    "tool_choice",
+    "reasoning",
+    "max_output_tokens",
+)
+
+
+def changed_fields(view: RequestView, original: Mapping[str, Any]) -> list[str]:
+    """The view fields whose value differs from the one parsed from the original body."""
+    return [name for name in VIEW_FIELDS if getattr(view, name) != original[name]]
+
+
+def tool_unchanged(tool: Tool, parsed: Tool) -> bool:
+    """True when a tool's neutral fields still match those read from its raw entry."""
+    return (tool.name, tool.description, tool.parameters) == (
+        parsed.name,
+        parsed.description,
+        parsed.parameters,
+    )
+
+
+def set_or_drop(target: JSON, key: str, value: Any) -> None:
+    """Set a field, or remove it when the new value is None."""
+    if value is None:
+        target.pop(key, None)
+    else:
+        target[key] = value
+
+
+def loads_object(data: str) -> JSON:
+    """Parse one SSE data payload; anything but a JSON object reads as empty."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def build_view(
+    dialect: str, route: str, body: JSON, fields: dict[str, Any], *, tenant: str,
+    headers: Mapping[str, str],
+) -> RequestView:
+    """Assemble a view from the fields a dialect read, plus what every dialect shares."""
+    system_text = "\n".join(part.text for part in fields["system"])
+    first = fields["messages"][0] if fields["messages"] else None
+    return RequestView(
+        dialect=dialect,
+        route=route,
+        body=body,
+        model=str_or_none(body.get("model")),
+        stream=body.get("stream") is True,
+        tenant=tenant,
+        conversation=conversation_of(headers, tenant, system_text, first),
+        task=headers.get(TASK_HEADER),
+        **fields,
+    )

@@ -1,0 +1,174 @@
+"""OpenAI Chat Completions (`POST /v1/chat/completions`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from tokenopt._sse import SSEEvent
+from tokenopt.dialects.base import (
+    JSON,
+    Reasoning,
+    RequestView,
+    TextPart,
+    Tool,
+    Usage,
+    as_dict,
+    as_int,
+    build_view,
+    changed_fields,
+    int_or_none,
+    loads_object,
+    set_or_drop,
+    str_or_none,
+    tool_unchanged,
+)
+from tokenopt.exceptions import DialectError
+
+SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+class OpenAIChatDialect:
+    name: ClassVar[str] = "openai-chat"
+    path: ClassVar[str] = "/v1/chat/completions"
+
+    def parse(self, body: JSON, *, tenant: str, headers: Mapping[str, str]) -> RequestView:
+        return build_view(self.name, self.path, body, _fields(body), tenant=tenant, headers=headers)
+
+    def render(self, view: RequestView) -> JSON | None:
+        changed = changed_fields(view, _fields(view.body))
+        if not changed:
+            return None
+        body = dict(view.body)
+        if "system" in changed or "messages" in changed:
+            body["messages"] = [_system_message(part) for part in view.system] + view.messages
+        if "tools" in changed:
+            body["tools"] = [_tool_raw(tool) for tool in view.tools]
+        if "tool_choice" in changed:
+            set_or_drop(body, "tool_choice", view.tool_choice)
+        if "reasoning" in changed:
+            set_or_drop(body, "reasoning_effort", view.reasoning.effort)
+        if "max_output_tokens" in changed:
+            key = "max_tokens" if "max_tokens" in body else "max_completion_tokens"
+            set_or_drop(body, key, view.max_output_tokens)
+        return body
+
+    def wants_usage_injection(self, body: JSON) -> bool:
+        return body.get("stream") is True and as_dict(body.get("stream_options")).get(
+            "include_usage"
+        ) is not True
+
+    def usage_from_json(self, body: JSON) -> Usage | None:
+        return _usage(body.get("usage"))
+
+    def usage_tap(self, *, strip_usage_event: bool) -> ChatUsageTap:
+        return ChatUsageTap(strip_usage_event=strip_usage_event)
+
+    def error_body(self, status: int, message: str) -> JSON:
+        return openai_error(status, message)
+
+
+class ChatUsageTap:
+    """Reads the final usage chunk; drops it when tokenopt asked for it, not the client."""
+
+    def __init__(self, *, strip_usage_event: bool) -> None:
+        self.strip_usage_event = strip_usage_event
+        self.usage: Usage | None = None
+        self.complete = False
+
+    def feed(self, event: SSEEvent) -> bool:
+        if event.data == "[DONE]":
+            self.complete = True
+            return False
+        if '"usage"' not in event.data:
+            return False
+        chunk = loads_object(event.data)
+        usage = _usage(chunk.get("usage"))
+        if usage is None:
+            return False
+        self.usage = usage
+        return self.strip_usage_event and not chunk.get("choices")
+
+
+def openai_error(status: int, message: str) -> JSON:
+    """An error body in OpenAI's shape (shared by both OpenAI dialects)."""
+    kinds = {413: "request_too_large", 502: "upstream_error", 504: "upstream_timeout"}
+    kind = kinds.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+def _fields(body: JSON) -> dict[str, Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise DialectError("'messages' must be a list")
+    lead = 0
+    while lead < len(messages) and _is_system(messages[lead]):
+        lead += 1
+    tools = body.get("tools")
+    return {
+        "system": [_system_part(message) for message in messages[:lead]],
+        "messages": messages[lead:],
+        "tools": [_tool(raw) for raw in tools] if isinstance(tools, list) else [],
+        "tool_choice": body.get("tool_choice"),
+        "reasoning": Reasoning(effort=str_or_none(body.get("reasoning_effort"))),
+        "max_output_tokens": int_or_none(
+            body.get("max_completion_tokens", body.get("max_tokens"))
+        ),
+    }
+
+
+def _is_system(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in SYSTEM_ROLES
+
+
+def _system_part(message: JSON) -> TextPart:
+    content = message.get("content")
+    if isinstance(content, list):
+        text = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    else:
+        text = content if isinstance(content, str) else ""
+    return TextPart(text=text, raw=message)
+
+
+def _system_message(part: TextPart) -> JSON:
+    raw = part.raw if isinstance(part.raw, dict) else {"role": "system"}
+    if _system_part(raw).text == part.text and "content" in raw:
+        return raw
+    return {**raw, "content": part.text}
+
+
+def _tool(raw: Any) -> Tool:
+    if not isinstance(raw, dict):
+        raise DialectError("each tool must be an object")
+    function = as_dict(raw.get("function"))
+    spec = function or as_dict(raw.get("custom")) or raw
+    parameters = spec.get("parameters")
+    return Tool(
+        name=str(spec.get("name", raw.get("type", ""))),
+        description=str_or_none(spec.get("description")),
+        parameters=parameters if isinstance(parameters, dict) else None,
+        raw=raw,
+    )
+
+
+def _tool_raw(tool: Tool) -> JSON:
+    if tool_unchanged(tool, _tool(tool.raw)):
+        return tool.raw
+    function = {**as_dict(tool.raw.get("function")), "name": tool.name}
+    set_or_drop(function, "description", tool.description)
+    set_or_drop(function, "parameters", tool.parameters)
+    return {**tool.raw, "type": tool.raw.get("type", "function"), "function": function}
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = as_dict(raw.get("prompt_tokens_details"))
+    completion = as_dict(raw.get("completion_tokens_details"))
+    return Usage(
+        input_tokens=as_int(raw.get("prompt_tokens")),
+        cached_input_tokens=as_int(prompt.get("cached_tokens")),
+        cache_write_tokens=as_int(prompt.get("cache_write_tokens")),
+        output_tokens=as_int(raw.get("completion_tokens")),
+        reasoning_tokens=as_int(completion.get("reasoning_tokens")),
+    )
