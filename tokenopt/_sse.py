@@ -71,5 +71,6 @@ def _parse_event(raw: bytes) -> SSEEvent | None:
         elif field == "data":
             data.append(value)
     if not data and name == "message":
-        return SSEEvent(event=name, data="", raw=raw) if raw.strip() else None
+        # A comment or keep-alive: kept (as event "") so a relay can forward its bytes.
+        return SSEEvent(event="", data="", raw=raw) if raw.strip() else None
     return SSEEvent(event=name, data="\n".join(data), raw=raw)

@@ -1,0 +1,102 @@
+"""`tokenopt`: serve, sim, demo. Sets up logging; nothing else here holds state."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from tokenopt.exceptions import TokenOptError
+from tokenopt.serving import bind, server_for, url_of
+from tokenopt.settings import Settings
+
+logger = logging.getLogger("tokenopt.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except TokenOptError as exc:
+        print(f"tokenopt: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenopt", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the sidecar proxy")
+    serve.add_argument("--upstream", help="downstream base URL (default: the bundled simulator)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    serve.set_defaults(run=_serve)
+
+    sim = commands.add_parser("sim", help="run the provider simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.set_defaults(run=_sim)
+
+    demo = commands.add_parser(
+        "demo", help="sidecar in front of the simulator, sample traffic, then a before/after report"
+    )
+    demo.add_argument("--config", help="TOML settings file")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {"upstream": {"url": args.upstream}} if args.upstream else {}
+    settings = Settings.load(args.config, **overrides)
+    asyncio.run(_serve_async(settings, args.host, args.port))
+    return 0
+
+
+async def _serve_async(settings: Settings, host: str, port: int) -> None:
+    from tokenopt.proxy import create_app
+
+    servers = []
+    if not settings.upstream.url:
+        from tokenopt.sim import create_sim_app
+
+        sim_sock = bind("127.0.0.1", 0)
+        settings = settings.model_copy(
+            update={"upstream": settings.upstream.model_copy(update={"url": url_of(sim_sock)})}
+        )
+        logger.info("no --upstream given: serving in front of the bundled simulator at %s",
+                    settings.upstream.url)
+        servers.append((server_for(create_sim_app()), sim_sock))
+    sock = bind(host, port)
+    servers.append((server_for(create_app(settings), log_level="info", access_log=True), sock))
+    logger.info("tokenopt sidecar on %s -> %s", url_of(sock), settings.upstream.url)
+    await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from tokenopt.sim import create_sim_app
+
+    sock = bind(args.host, args.port)
+    logger.info("provider simulator on %s", url_of(sock))
+    asyncio.run(server_for(create_sim_app(), log_level="info", access_log=True).serve(sockets=[sock]))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tokenopt.demo import run_demo
+
+    return run_demo(Settings.load(args.config), out=sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
