@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.redis_server import RedisServer
+
+# --- store: async backend and Redis servers ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A shared Redis: `REDIS_URL` if set, else a `redis-server` started for the session.
+
+    Never skips: a Redis test that does not run is a failed gate in CI.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    try:
+        server = RedisServer()
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        pytest.fail(f"no Redis: REDIS_URL is unset and redis-server cannot start: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[..., RedisServer]]:
+    """Factory of dedicated, started `redis-server`s that a test may stop and restart."""
+    servers: list[RedisServer] = []
+
+    def make(*, password: str | None = None) -> RedisServer:
+        try:
+            server = RedisServer(password=password)
+            servers.append(server)
+            server.start()
+        except (OSError, RuntimeError) as exc:
+            pytest.fail(f"redis-server cannot start: {exc}")
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+# --- end store ----------------------------------------------------------------
