@@ -7,6 +7,7 @@ characters the names contain.
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
@@ -51,7 +52,7 @@ class Store(Protocol):
         """
         ...
 
-    async def smembers(self, key: str) -> set[str]:
+    async def smembers(self, key: str) -> builtins.set[str]:
         """Return the set at `key` (empty if missing)."""
         ...
 

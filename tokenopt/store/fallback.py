@@ -8,6 +8,7 @@ one warning and one back-off, however many tenants notice it.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -135,7 +136,7 @@ class FallbackStore:
     async def sadd(self, key: str, *members: str, ttl: float | None = None) -> int:
         return await self._call(lambda store: store.sadd(key, *members, ttl=ttl))
 
-    async def smembers(self, key: str) -> set[str]:
+    async def smembers(self, key: str) -> builtins.set[str]:
         return await self._call(lambda store: store.smembers(key))
 
     async def expire(self, key: str, ttl: float) -> bool:

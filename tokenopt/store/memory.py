@@ -8,6 +8,7 @@ so a long-running process cannot grow without bound.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -115,7 +116,7 @@ class MemoryStore:
         self._shared.put(full, entry)
         return len(entry.value) - before
 
-    async def smembers(self, key: str) -> set[str]:
+    async def smembers(self, key: str) -> builtins.set[str]:
         entry = self._shared.lookup(self._key(key))
         if entry is None:
             return set()
@@ -135,4 +136,3 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         return None
-

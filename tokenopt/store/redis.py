@@ -8,6 +8,7 @@ with the URL's password redacted.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
@@ -142,8 +143,8 @@ class RedisStore:
         script = self._conn.sadd(keys=[full], args=[ttl_ms(ttl), *members])
         return int(await self._run(script))
 
-    async def smembers(self, key: str) -> set[str]:
-        raw = cast("set[bytes]", await self._run(self.client.smembers(self.full_key(key))))
+    async def smembers(self, key: str) -> builtins.set[str]:
+        raw = cast("builtins.set[bytes]", await self._run(self.client.smembers(self.full_key(key))))
         return {member.decode() for member in raw}
 
     async def expire(self, key: str, ttl: float) -> bool:
