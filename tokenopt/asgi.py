@@ -12,12 +12,14 @@ import logging
 import time
 from typing import Any
 
-from tokenopt._sse import SSEParser
-from tokenopt.dialects.base import JSON, Dialect, RequestView, UsageTap
+import anyio
+
+from tokenopt._sse import SSEEvent, SSEParser
+from tokenopt.dialects.base import JSON, Dialect, RequestView, StreamEditor, UsageTap
 from tokenopt.engine import Engine
 from tokenopt.exceptions import DialectError, PolicyRejected
 from tokenopt.identity import tenant_of
-from tokenopt.pipeline import ResponseView
+from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.records import ExchangeRecord
 from tokenopt.settings import Settings
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +88,7 @@ class Exchange:
             model=None, conversation=None, stream=False,
         )
         self.view: RequestView | None = None
+        self.editors: list[tuple[str, StreamEditor]] = []
 
     async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -109,9 +112,10 @@ class Exchange:
             return
         self.record.added_latency_ms = (time.perf_counter() - ready) * 1000
         self.record.body_bytes_before, self.record.body_bytes_after = len(body), len(forwarded)
-        tap = ResponseTap(self.dialect, send, strip_usage=strip_usage)
+        tap = ResponseTap(self.dialect, send, strip_usage=strip_usage, editors=self.editors)
+        replayed = _replay(forwarded, receive, tap.cut if self.editors else None)
         try:
-            await app(self._forward_scope(len(forwarded)), _replay(forwarded, receive), tap.send)
+            await app(self._forward_scope(len(forwarded)), replayed, tap.send)
         except BaseException as exc:
             self.record.error = type(exc).__name__
             raise
@@ -185,7 +189,20 @@ class Exchange:
             return None
         self.view = result.view
         self.record.changed = rendered is not None
+        if result.view.stream:
+            self.editors = self._stream_editors(result.view)
         return rendered
+
+    def _stream_editors(self, view: RequestView) -> list[tuple[str, StreamEditor]]:
+        """Editors from plugins with the optional `stream_editor(view, ctx)` hook."""
+        editors: list[tuple[str, StreamEditor]] = []
+        context = self.engine.context_for(self.tenant)
+        for plugin in self.engine.pipeline.plugins:
+            hook = getattr(plugin, "stream_editor", None)
+            editor = hook(view, context(plugin.name)) if hook is not None else None
+            if editor is not None:
+                editors.append((plugin.name, editor))
+        return editors
 
     def _forward_scope(self, length: int) -> Scope:
         headers = [
@@ -208,23 +225,50 @@ class Exchange:
         usage, complete = tap.result()
         record = self.record
         record.status, record.usage, record.complete = tap.status, usage, complete
+        for name, editor in self.editors:
+            if editor.notes:
+                record.plugin_notes[name] = {**record.plugin_notes.get(name, {}), **editor.notes}
         if self.view is not None and self.engine.pipeline.responders:
             response = ResponseView(self.view, tap.status, usage, complete)
-            await self.engine.pipeline.respond(response, self.engine.context_for(self.tenant))
+            await self.engine.pipeline.respond(response, self._noting_context())
         await self.engine.record(record)
+
+    def _noting_context(self) -> Any:
+        """Contexts for `on_response` that start from what the plugin noted so far.
+
+        A plugin thus sees its own request-time notes (what it enforced) and what
+        it adds lands in the same record entry, without keeping per-request state.
+        """
+        factory = self.engine.context_for(self.tenant)
+        notes = self.record.plugin_notes
+
+        def context(plugin: str) -> PluginContext:
+            ctx = factory(plugin)
+            ctx.notes = notes.setdefault(plugin, dict(notes.get(plugin, {})))
+            return ctx
+
+        return context
 
 
 class ResponseTap:
     """Relays the response as it comes and reads usage from it on the side.
 
-    Chunks go to the client at once. The only change ever made is dropping the
-    usage event tokenopt itself asked for; then events are relayed whole.
+    Chunks go to the client at once. Without stream editors, the only change
+    ever made is dropping the usage event tokenopt itself asked for; then events
+    are relayed whole. Stream editors (see `StreamEditor`) may replace events;
+    when one ends the stream, the tap sends the final body message, sets `cut`
+    and drops whatever the app sends afterwards.
     """
 
-    def __init__(self, dialect: Dialect, send: Send, *, strip_usage: bool) -> None:
+    def __init__(
+        self, dialect: Dialect, send: Send, *, strip_usage: bool,
+        editors: list[tuple[str, StreamEditor]] | None = None,
+    ) -> None:
         self.dialect = dialect
         self._send = send
         self.strip_usage = strip_usage
+        self.editors = [editor for _, editor in editors or []]
+        self.cut = anyio.Event()
         self.status = 0
         self.mode: str | None = None
         self.events: UsageTap | None = None
@@ -234,6 +278,8 @@ class ResponseTap:
         self.ended = False
 
     async def send(self, message: Message) -> None:
+        if self.cut.is_set():
+            return  # an editor already ended the response
         if message["type"] == "http.response.start":
             message = self._start(message)
         elif message["type"] == "http.response.body":
@@ -250,7 +296,7 @@ class ResponseTap:
         if kind == b"text/event-stream":
             self.mode = "sse"
             self.events = self.dialect.usage_tap(strip_usage_event=self.strip_usage)
-            if self.strip_usage:  # the body will be shorter than announced
+            if self.strip_usage or self.editors:  # the body will differ from what was announced
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
                 return {**message, "headers": kept}
         elif kind == b"application/json":
@@ -263,6 +309,8 @@ class ResponseTap:
         self.ended = not more
         if self.mode == "sse" and self.events is not None:
             events = self.parser.feed(chunk)
+            if self.editors:
+                return self._edited(events, more)
             if not self.strip_usage:
                 for event in events:
                     self.events.feed(event)
@@ -274,6 +322,18 @@ class ResponseTap:
             if self.json_size <= MAX_JSON_TAP_BYTES:
                 self.json_chunks.append(chunk)
         return message
+
+    def _edited(self, events: list[SSEEvent], more: bool) -> Message:
+        for editor in self.editors:
+            events = [out for event in events for out in _edit(editor, event)]
+        assert self.events is not None
+        kept = b"".join(event.raw for event in events if not self.events.feed(event))
+        if any(editor.ended for editor in self.editors):
+            self.cut.set()
+            self.ended = True
+            return {"type": "http.response.body", "body": kept, "more_body": False}
+        return {"type": "http.response.body", "body": kept + (b"" if more else self.parser.flush()),
+                "more_body": more}
 
     def result(self) -> tuple[Any, bool]:
         """The usage read (or None) and whether the response ended normally."""
@@ -289,8 +349,17 @@ class ResponseTap:
         return None, self.ended
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """Hand the app the body as one message; later calls reach the real `receive`."""
+def _edit(editor: StreamEditor, event: SSEEvent) -> list[SSEEvent]:
+    # An editor that has ended the stream sees nothing more.
+    return [] if editor.ended else editor.feed(event)
+
+
+def _replay(body: bytes, receive: Receive, cut: anyio.Event | None = None) -> Receive:
+    """Hand the app the body as one message; later calls reach the real `receive`.
+
+    With `cut`, a later call also answers `http.disconnect` once `cut` is set, so
+    an app relaying a stream tokenopt ended stops (and closes its upstream).
+    """
     pending = True
 
     async def replayed() -> Message:
@@ -298,9 +367,28 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         if pending:
             pending = False
             return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        if cut is None:
+            return await receive()
+        return await _first_of(receive, cut)
 
     return replayed
+
+
+async def _first_of(receive: Receive, cut: anyio.Event) -> Message:
+    answer: list[Message] = []
+    async with anyio.create_task_group() as group:
+        async def real() -> None:
+            answer.append(await receive())
+            group.cancel_scope.cancel()
+
+        async def ended() -> None:
+            await cut.wait()
+            answer.append({"type": "http.disconnect"})
+            group.cancel_scope.cancel()
+
+        group.start_soon(real)
+        group.start_soon(ended)
+    return answer[0]
 
 
 def _splice_stream_usage(body: bytes) -> bytes:

@@ -19,6 +19,7 @@ from tokenopt.dialects.base import (
     changed_fields,
     int_or_none,
     loads_object,
+    pending_overrides,
     set_or_drop,
     str_or_none,
     tool_unchanged,
@@ -45,7 +46,8 @@ class AnthropicMessagesDialect:
 
     def render(self, view: RequestView) -> JSON | None:
         changed = changed_fields(view, _fields(view.body))
-        if not changed:
+        overrides = pending_overrides(view)
+        if not changed and not overrides:
             return None
         body = dict(view.body)
         if "system" in changed:
@@ -60,6 +62,8 @@ class AnthropicMessagesDialect:
             _write_reasoning(body, view.reasoning)
         if "max_output_tokens" in changed:
             set_or_drop(body, "max_tokens", view.max_output_tokens)
+        for key, value in overrides.items():
+            set_or_drop(body, key, value)
         return body
 
     def wants_usage_injection(self, body: JSON) -> bool:

@@ -72,6 +72,9 @@ class RequestView:
 
     `messages` are the dialect's native message objects (after any leading
     system messages); `body` is the parsed client body and must not be mutated.
+    `body_overrides` holds top-level body members the view does not model
+    (`chat_template_kwargs`, `enable_thinking`, `extra_body`, ...) that a plugin
+    sets, or removes with None; every dialect writes them last.
     """
 
     dialect: str
@@ -89,6 +92,7 @@ class RequestView:
     reasoning: Reasoning
     max_output_tokens: int | None
     extras: dict[str, Any] = field(default_factory=dict)
+    body_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 class UsageTap(Protocol):
@@ -99,6 +103,23 @@ class UsageTap(Protocol):
 
     def feed(self, event: SSEEvent) -> bool:
         """Take one event; return True when the client must not see it."""
+        ...
+
+
+class StreamEditor(Protocol):
+    """Rewrites a streamed response event by event (a plugin's optional `stream_editor` hook).
+
+    Used where tokenopt must enforce something the upstream does not, such as a
+    reasoning cap. Once `ended` is True the editor has closed the stream in the
+    dialect's own terms: later upstream events are dropped and the app serving
+    the request is told the client left, so it stops the upstream generation.
+    """
+
+    ended: bool
+    notes: dict[str, Any]
+
+    def feed(self, event: SSEEvent) -> list[SSEEvent]:
+        """The events to relay in place of this one (`[event]` keeps it, `[]` drops it)."""
         ...
 
 
@@ -151,6 +172,21 @@ VIEW_FIELDS: tuple[str, ...] = (
     "reasoning",
     "max_output_tokens",
 )
+
+
+def sse_event(data: str, event: str | None = None) -> SSEEvent:
+    """An event made by tokenopt, with its wire bytes (`event:` line only when named)."""
+    head = f"event: {event}\n" if event else ""
+    return SSEEvent(event=event or "message", data=data, raw=f"{head}data: {data}\n\n".encode())
+
+
+def pending_overrides(view: RequestView) -> dict[str, Any]:
+    """The `body_overrides` that would change the body (a no-op override is not a change)."""
+    missing = object()
+    return {
+        key: value for key, value in view.body_overrides.items()
+        if view.body.get(key, missing) != value and not (value is None and key not in view.body)
+    }
 
 
 def changed_fields(view: RequestView, original: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ from tokenopt.dialects.base import (
     changed_fields,
     int_or_none,
     loads_object,
+    pending_overrides,
     set_or_drop,
     str_or_none,
     tool_unchanged,
@@ -37,7 +38,8 @@ class OpenAIChatDialect:
 
     def render(self, view: RequestView) -> JSON | None:
         changed = changed_fields(view, _fields(view.body))
-        if not changed:
+        overrides = pending_overrides(view)
+        if not changed and not overrides:
             return None
         body = dict(view.body)
         if "system" in changed or "messages" in changed:
@@ -51,6 +53,8 @@ class OpenAIChatDialect:
         if "max_output_tokens" in changed:
             key = "max_tokens" if "max_tokens" in body else "max_completion_tokens"
             set_or_drop(body, key, view.max_output_tokens)
+        for key, value in overrides.items():
+            set_or_drop(body, key, value)
         return body
 
     def wants_usage_injection(self, body: JSON) -> bool:
