@@ -1,0 +1,185 @@
+"""Anthropic Messages on the wire: validation, message bodies, named stream events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar
+
+from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.reply import Ask, Reply, reasoning_for_budget, reasoning_for_effort
+from tokenopt.sim.openai_chat import forced_tool
+from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
+from tokenopt.tokens import TokenCounter
+
+ANTHROPIC_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+MIN_THINKING_BUDGET = 1024
+
+
+def anthropic_error(status: int, message: str) -> JSON:
+    kind = ANTHROPIC_ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _anthropic_tool(tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    schema = tool.get("input_schema")
+    return str(tool.get("name", "")), schema if isinstance(schema, dict) else {}
+
+
+class MessagesRoute:
+    """`POST /v1/messages` as Anthropic serves it."""
+
+    path: ClassVar[str] = "/v1/messages"
+
+    def error(self, status: int, message: str) -> JSON:
+        return anthropic_error(status, message)
+
+    def invalid(self, exc: Invalid) -> JSON:
+        if exc.problem == "missing":
+            return anthropic_error(400, f"{exc.param}: Field required")
+        if exc.problem == "type":
+            return anthropic_error(400, f"{exc.param}: Input should be {exc.expected}")
+        return anthropic_error(400, exc.problem)
+
+    def ask(self, body: JSON) -> Ask:
+        model = take(body, "model", "string", required=True)
+        cap = take(body, "max_tokens", "integer", required=True)
+        messages = take(body, "messages", "array", required=True)
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+                raise Invalid(f"messages.{index}.role", "type", "'user' or 'assistant'")
+        take(body, "system", "string|array")
+        tools = take(body, "tools", "array") or []
+        return Ask(
+            model=model,
+            stream=bool(take(body, "stream", "boolean")),
+            cap=cap,
+            reasoning_tokens=_thinking_tokens(body, cap),
+            tool=forced_tool(body.get("tool_choice"), tools, _anthropic_tool),
+        )
+
+    def prompt(self, body: JSON, counter: TokenCounter) -> Prompt:
+        system = body.get("system")
+        return Prompt.build(
+            self.path, body["model"], counter, tools=body.get("tools") or [],
+            system=[system] if isinstance(system, str) else system or [],
+            messages=body["messages"],
+        )
+
+    def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:
+        return {**_message(ask, _blocks(reply), counts, reply.output_tokens),
+                "stop_reason": _stop(reply)}
+
+    def stream(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> list[Event]:
+        start = _message(ask, [], counts, 1)
+        events: list[Event] = [("message_start", {"type": "message_start", "message": start})]
+        for index, block in enumerate(_blocks(reply)):
+            block_events = _block_events(index, block)
+            if index == 0:  # Anthropic pings right after the first block opens
+                block_events.insert(1, ("ping", {"type": "ping"}))
+            events += block_events
+        usage = _usage(counts, reply.output_tokens)
+        usage.pop("cache_creation")  # the TTL breakdown comes only in message_start
+        events.append(("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": _stop(reply), "stop_sequence": None},
+                                         "usage": usage}))
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
+
+
+def _thinking_tokens(body: JSON, cap: int) -> int:
+    thinking = take(body, "thinking", "object") or {}
+    kind = thinking.get("type")
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise Invalid("thinking.enabled.budget_tokens", "missing")
+        if budget < MIN_THINKING_BUDGET:
+            raise Invalid("thinking.enabled.budget_tokens", "thinking.enabled.budget_tokens: "
+                          f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+        if budget >= cap:
+            raise Invalid("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`.")
+        return reasoning_for_budget(budget)
+    if kind == "adaptive":
+        config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+        return reasoning_for_effort(config.get("effort") or "high")
+    return 0
+
+
+def _message(ask: Ask, content: list[JSON], counts: Counts, output_tokens: int) -> JSON:
+    return {"id": new_id("msg_01"), "type": "message", "role": "assistant", "model": ask.model,
+            "content": content, "stop_reason": None, "stop_sequence": None,
+            "usage": _usage(counts, output_tokens)}
+
+
+def _blocks(reply: Reply) -> list[JSON]:
+    blocks: list[JSON] = []
+    if reply.reasoning_tokens:
+        blocks.append({"type": "thinking", "thinking": reply.reasoning_text,
+                       "signature": _signature(reply.reasoning_text)})
+    if reply.tool_call:
+        blocks.append({"type": "tool_use", "id": new_id("toolu_01"), "name": reply.tool_call.name,
+                       "input": json.loads(reply.tool_call.arguments)})
+    elif reply.text:
+        blocks.append({"type": "text", "text": reply.text})
+    return blocks
+
+
+def _block_events(index: int, block: JSON) -> list[Event]:
+    """start, deltas, stop: how Anthropic streams one content block."""
+    kind = block["type"]
+    deltas: list[JSON]
+    if kind == "thinking":
+        shell: JSON = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in text_deltas(block["thinking"])]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "tool_use":
+        shell = {**block, "input": {}}
+        arguments = json.dumps(block["input"], separators=(",", ":"))
+        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces(arguments)]
+    else:
+        shell = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": piece} for piece in text_deltas(block["text"])]
+    events: list[Event] = [("content_block_start",
+                            {"type": "content_block_start", "index": index, "content_block": shell})]
+    events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+               for delta in deltas]
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return events
+
+
+def _stop(reply: Reply) -> str:
+    if reply.truncated:
+        return "max_tokens"
+    return "tool_use" if reply.tool_call else "end_turn"
+
+
+def _usage(counts: Counts, output_tokens: int) -> JSON:
+    """Anthropic's split: `input_tokens` is only what was neither read from nor written to cache."""
+    write_1h = counts.cache_write_1h_tokens
+    usage: JSON = {
+        "input_tokens": counts.input_tokens - counts.cached_tokens - counts.cache_write_tokens,
+        "cache_creation_input_tokens": counts.cache_write_tokens,
+        "cache_read_input_tokens": counts.cached_tokens,
+        "cache_creation": {"ephemeral_5m_input_tokens": counts.cache_write_tokens - write_1h,
+                           "ephemeral_1h_input_tokens": write_1h},
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+    if counts.reasoning_tokens:
+        usage["output_tokens_details"] = {"thinking_tokens": counts.reasoning_tokens}
+    return usage
+
+
+def _signature(text: str) -> str:
+    """An opaque, stable stand-in for the signature that lets clients echo thinking back."""
+    return "sim_" + hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,292 @@
+"""The simulator's HTTP face: routes, the received-request log, and injected faults.
+
+Faults are asked for per request with headers, so one running simulator can
+serve a proxy test that needs a slow, failing or vanishing upstream:
+
+    x-sim-delay-ms: N            wait N ms before answering
+    x-sim-status: 429|500|...    answer that status with a provider-shaped error
+    x-sim-retry-after: S         the `retry-after` sent with 429 (default 1)
+    x-sim-fail: reset-before     drop the connection without answering
+    x-sim-fail: reset-mid-stream send a few SSE events, then drop the connection
+    x-sim-stream-delay-ms: N     wait N ms between SSE events
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tokenopt.identity import tenant_of
+from tokenopt.sim.anthropic_messages import MessagesRoute
+from tokenopt.sim.cache import CacheModel, NoCache
+from tokenopt.sim.openai_chat import ChatRoute
+from tokenopt.sim.openai_responses import ResponsesRoute
+from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.reply import Ask, Reply, plan_reply, seed_of
+from tokenopt.sim.wire import JSON, Counts, Event, Invalid, frame
+from tokenopt.tokens import TokenCounter
+from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
+
+CONNECTION_KEY = "tokenopt.sim.connection"
+RESET_MID_STREAM_AFTER = 3  # events sent before a `reset-mid-stream` drops the connection
+MODELS = ("gpt-5", "gpt-4.1-mini", "gpt-4o", "claude-sonnet-4-6", "claude-haiku-4-5")
+
+
+class WireRoute(Protocol):
+    """One provider API: how it validates, counts, answers and streams."""
+
+    path: ClassVar[str]
+
+    def error(self, status: int, message: str) -> JSON: ...
+    def invalid(self, exc: Invalid) -> JSON: ...
+    def ask(self, body: JSON) -> Ask: ...
+    def prompt(self, body: JSON, counter: TokenCounter) -> Prompt: ...
+    def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON: ...
+    def stream(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> list[Event]: ...
+
+
+WIRE_ROUTES: tuple[WireRoute, ...] = (ChatRoute(), ResponsesRoute(), MessagesRoute())
+
+
+class SimulatedReset(ConnectionResetError):
+    """Raised instead of dropping the connection when no socket is at hand (ASGITransport)."""
+
+
+class Connection:
+    """The client connection behind one request, so a fault can cut it."""
+
+    def __init__(self, receive: Receive) -> None:
+        # uvicorn's `receive` is a method of its request cycle, which holds the transport.
+        self.transport: asyncio.Transport | None = getattr(
+            getattr(receive, "__self__", None), "transport", None
+        )
+
+    async def reset(self) -> None:
+        """Abort the TCP connection with an RST, as a crashed upstream would."""
+        if self.transport is None:
+            raise SimulatedReset("x-sim-fail: connection reset by the simulator")
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+        await anyio.sleep(0)  # let uvicorn see the loss before the app returns
+
+
+def route_for(path: str) -> WireRoute:
+    """The provider a path belongs to, for shaping errors (OpenAI unless Anthropic's)."""
+    return WIRE_ROUTES[2] if path.startswith(("/v1/messages", "/v1/complete")) else WIRE_ROUTES[0]
+
+
+class SimMiddleware:
+    """Logs every request's exact bytes, then applies the faults its headers ask for."""
+
+    def __init__(self, app: ASGIApp, *, received: collections.deque[Any]) -> None:
+        self.app = app
+        self.received = received
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = Connection(receive)
+        body, first = await _read_body(receive)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        self.received.append((scope["method"], scope["path"], headers, body))
+        asked = {k.lower(): v for k, v in headers}
+        delay = _int(asked.get("x-sim-delay-ms"))
+        if delay:
+            await anyio.sleep(delay / 1000)
+        if asked.get("x-sim-fail") == "reset-before":
+            await connection.reset()
+            return
+        status = _int(asked.get("x-sim-status"))
+        if status:
+            await _fault_response(scope["path"], status, asked)(scope, receive, send)
+            return
+        scope = {**scope, CONNECTION_KEY: connection}
+        await self.app(scope, _replay(first, receive), send)
+
+
+def _fault_response(path: str, status: int, asked: dict[str, str]) -> Response:
+    message = f"simulated upstream error (x-sim-status: {status})"
+    headers = {"retry-after": asked.get("x-sim-retry-after", "1")} if status == 429 else None
+    return JSONResponse(route_for(path).error(status, message), status_code=status, headers=headers)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Message]:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            body = b"".join(chunks)
+            return body, {"type": "http.request", "body": body, "more_body": False}
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """Hand the app the body already read, then the real messages (http.disconnect)."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        return 0
+
+
+class EventStream:
+    """An SSE response that notices a client leaving mid-stream and counts it.
+
+    Starlette's StreamingResponse hides the disconnect; proxy tests need to know
+    the upstream saw the cancel, so this watches `receive` itself.
+    """
+
+    def __init__(self, events: Sequence[Event], *, delay: float, reset_after: int | None,
+                 connection: Connection | None, on_cancel: Callable[[], None]) -> None:
+        self.events = events
+        self.delay = delay
+        self.reset_after = reset_after
+        self.connection = connection
+        self.on_cancel = on_cancel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+        ]})
+        outcome: str | None = None  # stays None when the watcher cancelled the sending
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                outcome = await self._send_events(send)
+            except OSError:  # a server that reports the disconnect by failing send()
+                outcome = None
+            group.cancel_scope.cancel()
+        if outcome == "reset" and self.connection is not None:
+            await self.connection.reset()  # outside the task group: may raise SimulatedReset
+        elif outcome is None:
+            self.on_cancel()
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_events(self, send: Send) -> str:
+        for index, event in enumerate(self.events):
+            if index and self.delay:
+                await anyio.sleep(self.delay)
+            if index == self.reset_after:
+                return "reset"
+            await send({"type": "http.response.body", "body": frame(event), "more_body": True})
+        return "done"
+
+
+def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 24,
+                   cache: CacheModel | None = None) -> Starlette:
+    """The provider simulator: OpenAI Chat and Responses, Anthropic Messages.
+
+    Args:
+        counter: counts prompt and reply tokens (default: a fresh `TokenCounter`).
+        reply_tokens: length of every reply, before any `max_tokens`-style cap.
+        cache: the prompt-cache rules to report (default: `NoCache`).
+
+    `app.state.received` holds `(method, path, headers, raw_body)` of the last
+    1000 requests; `app.state.cancelled` counts streams the client abandoned.
+    """
+    counter = counter or TokenCounter()
+    cache_model: CacheModel = cache or NoCache()
+
+    def on_cancel() -> None:
+        app.state.cancelled += 1
+
+    def endpoint(wire: WireRoute) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response | EventStream:
+            raw = await request.body()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return JSONResponse(wire.error(400, _MALFORMED), status_code=400)
+            try:
+                ask = wire.ask(body)
+            except Invalid as exc:
+                return JSONResponse(wire.invalid(exc), status_code=400)
+            prompt = wire.prompt(body, counter)
+            hit = cache_model.lookup(prompt, scope=tenant_of(request.headers), now=time.time())
+            reply = plan_reply(ask, seed_of(body), counter, reply_tokens)
+            counts = Counts(prompt.tokens, reply.output_tokens, reply.reasoning_tokens,
+                            hit.cached_tokens, hit.cache_write_tokens, hit.cache_write_1h_tokens)
+            if not ask.stream:
+                return JSONResponse(wire.respond(body, ask, reply, counts))
+            headers = request.headers
+            mid = headers.get("x-sim-fail") == "reset-mid-stream"
+            return EventStream(
+                wire.stream(body, ask, reply, counts),
+                delay=_int(headers.get("x-sim-stream-delay-ms")) / 1000,
+                reset_after=RESET_MID_STREAM_AFTER if mid else None,
+                connection=request.scope.get(CONNECTION_KEY), on_cancel=on_cancel,
+            )
+
+        return handle
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return JSONResponse(route_for(request.url.path).error(status, message), status_code=status)
+
+    routes = [Route(wire.path, endpoint(wire), methods=["POST"]) for wire in WIRE_ROUTES]
+    routes.append(Route("/v1/models", _models, methods=["GET"]))
+    received: collections.deque[Any] = collections.deque(maxlen=1000)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SimMiddleware, received=received)],
+        exception_handlers={404: not_found, 405: not_found},
+    )
+    app.state.received = received
+    app.state.cancelled = 0
+    app.state.counter = counter
+    return app
+
+
+_MALFORMED = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+)
+
+
+async def _models(request: Request) -> Response:
+    """OpenAI's model list, or Anthropic's when the client speaks Anthropic."""
+    if "anthropic-version" in request.headers:
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+                for m in MODELS if m.startswith("claude")]
+        return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"],
+                             "last_id": data[-1]["id"]})
+    data = [{"id": m, "object": "model", "created": 1735689600, "owned_by": "tokenopt-sim"}
+            for m in MODELS]
+    return JSONResponse({"object": "list", "data": data})

@@ -1,0 +1,148 @@
+"""OpenAI Responses on the wire: validation, the response object, typed stream events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from tokenopt.sim.openai_chat import forced_tool, openai_error, openai_invalid, openai_usage_details
+from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
+from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
+from tokenopt.tokens import TokenCounter
+
+
+def _responses_tool(tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    schema = tool.get("parameters")
+    name = tool.get("name") if tool.get("type", "function") == "function" else None
+    return str(name or ""), schema if isinstance(schema, dict) else {}
+
+
+class ResponsesRoute:
+    """`POST /v1/responses` as OpenAI serves it."""
+
+    path: ClassVar[str] = "/v1/responses"
+
+    def error(self, status: int, message: str) -> JSON:
+        return openai_error(status, message)
+
+    def invalid(self, exc: Invalid) -> JSON:
+        return openai_invalid(exc)
+
+    def ask(self, body: JSON) -> Ask:
+        model = take(body, "model", "string", required=True)
+        take(body, "input", "string|array", required=True)
+        take(body, "instructions", "string")
+        tools = take(body, "tools", "array") or []
+        reasoning = take(body, "reasoning", "object") or {}
+        return Ask(
+            model=model,
+            stream=bool(take(body, "stream", "boolean")),
+            cap=take(body, "max_output_tokens", "integer"),
+            reasoning_tokens=reasoning_for_effort(reasoning.get("effort")),
+            tool=forced_tool(body.get("tool_choice"), tools, _responses_tool),
+        )
+
+    def prompt(self, body: JSON, counter: TokenCounter) -> Prompt:
+        items = body["input"]
+        messages = [{"role": "user", "content": items}] if isinstance(items, str) else items
+        instructions = body.get("instructions")
+        return Prompt.build(
+            self.path, body["model"], counter, tools=body.get("tools") or [],
+            system=[instructions] if isinstance(instructions, str) else [],
+            messages=messages, cache_key=body.get("prompt_cache_key"),
+        )
+
+    def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:
+        return _response(body, ask, _items(reply), reply, counts)
+
+    def stream(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> list[Event]:
+        base = _response(body, ask, [], None, None)
+        items = _items(reply)
+        raw: list[JSON] = [
+            {"type": "response.created", "response": base},
+            {"type": "response.in_progress", "response": base},
+        ]
+        for index, item in enumerate(items):
+            raw += _item_events(index, item)
+        final = {**_response(body, ask, items, reply, counts), "id": base["id"],
+                 "created_at": base["created_at"]}
+        kind = "response.incomplete" if reply.truncated else "response.completed"
+        raw.append({"type": kind, "response": final})
+        return [(event["type"], {**event, "sequence_number": n}) for n, event in enumerate(raw)]
+
+
+def _response(body: JSON, ask: Ask, output: list[JSON], reply: Reply | None,
+              counts: Counts | None) -> JSON:
+    status = "in_progress" if reply is None else "incomplete" if reply.truncated else "completed"
+    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    return {
+        "id": new_id("resp_", 48), "object": "response", "created_at": int(time.time()),
+        "status": status, "background": False, "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": body.get("instructions"), "max_output_tokens": ask.cap,
+        "model": ask.model, "output": output, "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}}, "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [], "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled", "usage": _usage(counts) if counts else None,
+        "user": None, "metadata": body.get("metadata") or {},
+    }
+
+
+def _items(reply: Reply) -> list[JSON]:
+    status = "incomplete" if reply.truncated else "completed"
+    items: list[JSON] = []
+    if reply.reasoning_tokens:
+        items.append({"id": new_id("rs_", 48), "type": "reasoning", "summary": []})
+    if reply.tool_call:
+        items.append({"id": new_id("fc_", 48), "type": "function_call", "status": status,
+                      "arguments": reply.tool_call.arguments, "call_id": new_id("call_"),
+                      "name": reply.tool_call.name})
+    elif reply.text or not reply.truncated:
+        part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
+        items.append({"id": new_id("msg_", 48), "type": "message", "status": status,
+                      "role": "assistant", "content": [part]})
+    return items
+
+
+def _item_events(index: int, item: JSON) -> list[JSON]:
+    """added, its deltas and dones, in the order OpenAI streams one output item."""
+    where = {"item_id": item["id"], "output_index": index}
+    if item["type"] == "reasoning":
+        shell = item
+    elif item["type"] == "function_call":
+        shell = {**item, "arguments": "", "status": "in_progress"}
+    else:
+        shell = {**item, "content": [], "status": "in_progress"}
+    events: list[JSON] = [{"type": "response.output_item.added", "output_index": index, "item": shell}]
+    if item["type"] == "function_call":
+        events += [{"type": "response.function_call_arguments.delta", **where, "delta": piece}
+                   for piece in pieces(item["arguments"])]
+        events.append({"type": "response.function_call_arguments.done", **where,
+                       "arguments": item["arguments"]})
+    elif item["type"] == "message":
+        part = item["content"][0]
+        at = {**where, "content_index": 0}
+        events.append({"type": "response.content_part.added", **at,
+                       "part": {**part, "text": ""}})
+        events += [{"type": "response.output_text.delta", **at, "delta": delta, "logprobs": []}
+                   for delta in text_deltas(part["text"])]
+        events.append({"type": "response.output_text.done", **at, "text": part["text"],
+                       "logprobs": []})
+        events.append({"type": "response.content_part.done", **at, "part": part})
+    events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    return events
+
+
+def _usage(counts: Counts) -> JSON:
+    input_details, output_details = openai_usage_details(counts)
+    return {
+        "input_tokens": counts.input_tokens,
+        "input_tokens_details": input_details,
+        "output_tokens": counts.output_tokens,
+        "output_tokens_details": output_details,
+        "total_tokens": counts.input_tokens + counts.output_tokens,
+    }
