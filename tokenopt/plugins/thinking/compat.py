@@ -46,13 +46,27 @@ def _override(
         out.enforced = dataclasses.replace(out.enforced, thinking_tokens=thinking_tokens)
 
 
+def _requested(out: Outcome, thinking_tokens: int | None) -> None:
+    if out.requested is not None:
+        out.requested = dataclasses.replace(out.requested, thinking_tokens=thinking_tokens)
+    if out.enforced is not None and not out.changes:
+        out.enforced = out.requested
+
+
+def _budget_limit(limits: Limits) -> str:
+    if limits.thinking_tokens is not None:
+        return f"max_thinking_tokens={limits.thinking_tokens}"
+    return f"max effort {limits.effort!r}"
+
+
 def _vllm(out: Outcome, limits: Limits) -> None:
     kwargs = as_dict(out.view.body.get("chat_template_kwargs"))
+    # Qwen3-style templates think unless told not to: the budget is unbounded.
+    _requested(out, 0 if kwargs.get("enable_thinking") is False else None)
     if _wants_off(limits) and kwargs.get("enable_thinking") is not False:
         _override(out, "chat_template_kwargs", {**kwargs, "enable_thinking": False},
                   Change("chat_template_kwargs.enable_thinking", kwargs.get("enable_thinking"),
-                         False, f"max_thinking_tokens={limits.thinking_tokens}"
-                         if limits.thinking_tokens == 0 else "max effort 'none'"), 0)
+                         False, _budget_limit(limits)), 0)
     elif limits.thinking_tokens is not None:
         out.unenforced.append("vLLM takes no thinking budget; enable hard_cap for streams")
 
@@ -61,12 +75,13 @@ def _qwen(out: Outcome, limits: Limits) -> None:
     body = out.view.body
     if body.get("enable_thinking") is not True:
         return  # thinking is off unless asked for on Qwen's commercial models
+    sent = body.get("thinking_budget")
+    _requested(out, sent if isinstance(sent, int) else None)
     if _wants_off(limits):
         _override(out, "enable_thinking", False,
-                  Change("enable_thinking", True, False, "thinking budget 0"), 0)
+                  Change("enable_thinking", True, False, _budget_limit(limits)), 0)
         return
     cap = limits.thinking_tokens
-    sent = body.get("thinking_budget")
     if cap is not None and (not isinstance(sent, int) or sent > cap):
         _override(out, "thinking_budget", cap,
                   Change("thinking_budget", sent, cap, f"max_thinking_tokens={cap}"), cap)
@@ -83,6 +98,7 @@ def _gemini(out: Outcome, limits: Limits, caps: ModelCaps) -> None:
     effort = view.body.get("reasoning_effort")
     current = sent if isinstance(sent, int) else GEMINI_EFFORT_BUDGETS.get(str(effort), -1)
     caps_tokens = [v for v in (limits.thinking_tokens,) if v is not None]
+    label = _budget_limit(limits)
     if limits.effort is not None:
         caps_tokens.append(GEMINI_EFFORT_BUDGETS.get(limits.effort, 24576))
     if not caps_tokens or (current != -1 and current <= min(caps_tokens)):
@@ -94,7 +110,7 @@ def _gemini(out: Outcome, limits: Limits, caps: ModelCaps) -> None:
     _override(out, "extra_body", {**extra, "google": {**google, "thinking_config": config}},
               Change("extra_body.google.thinking_config.thinking_budget",
                      None if current == -1 else current, budget,
-                     f"thinking budget {min(caps_tokens)}"), budget)
+                     label), budget)
     if out.requested is not None:
         out.requested = dataclasses.replace(out.requested, thinking_tokens=None if current == -1
                                             else current)
