@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--config", help="TOML settings file")
     demo.set_defaults(run=_demo)
+
+    inspect = commands.add_parser(
+        "inspect", help="dry run: print the rewritten request (stdout) and what each plugin did"
+    )
+    inspect.add_argument("request", help="a request body, or one traffic-file line, as JSON")
+    inspect.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    inspect.add_argument("--path", help="route, e.g. /v1/messages (default: guessed from the body)")
+    inspect.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                         help="a request header, e.g. 'x-tokenopt-task: classification'")
+    inspect.set_defaults(run=_inspect)
     return parser
 
 
@@ -96,6 +106,19 @@ def _demo(args: argparse.Namespace) -> int:
     from tokenopt.demo import run_demo
 
     return run_demo(Settings.load(args.config), out=sys.stdout)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from tokenopt.inspect import inspect_request, load_request
+
+    body, headers, path = load_request(args.request)
+    for header in args.header:
+        name, _, value = header.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return asyncio.run(inspect_request(
+        body, settings=Settings.load(args.config), route=args.path or path, headers=headers,
+        out=sys.stdout, err=sys.stderr,
+    ))
 
 
 if __name__ == "__main__":
