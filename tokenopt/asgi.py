@@ -315,7 +315,7 @@ class ResponseTap:
                 for event in events:
                     self.events.feed(event)
                 return message
-            kept = b"".join(event.raw for event in events if not self.events.feed(event))
+            kept = b"".join(seen.raw for event in events if (seen := self.events.feed(event)))
             return {**message, "body": kept + (b"" if more else self.parser.flush())}
         if self.mode == "json":
             self.json_size += len(chunk)
@@ -327,7 +327,7 @@ class ResponseTap:
         for editor in self.editors:
             events = [out for event in events for out in _edit(editor, event)]
         assert self.events is not None
-        kept = b"".join(event.raw for event in events if not self.events.feed(event))
+        kept = b"".join(seen.raw for event in events if (seen := self.events.feed(event)))
         if any(editor.ended for editor in self.editors):
             self.cut.set()
             self.ended = True

@@ -39,10 +39,28 @@ def test_chat_stream_usage_chunk_is_dropped_only_when_tokenopt_asked_for_it() ->
     )
     for strip in (True, False):
         tap = OpenAIChatDialect().usage_tap(strip_usage_event=strip)
-        dropped = [tap.feed(event) for event in events]
-        assert dropped == [False, strip, False]
+        relayed = [tap.feed(event) for event in events]
+        assert [seen is not None for seen in relayed] == [True, not strip, True]
         assert tap.usage == Usage(input_tokens=12, output_tokens=5)
         assert tap.complete
+        first = relayed[0]
+        assert first is not None
+        # The `"usage":null` member goes too when the client never asked for usage.
+        assert json.loads(first.data) == (
+            {"choices": [{"index": 0, "delta": {"content": "Hi"}}]} if strip
+            else {"choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None}
+        )
+        assert first.raw.decode().startswith("data: ") and (first.raw == events[0].raw) != strip
+
+
+def test_null_usage_is_removed_wherever_it_sits_and_only_as_a_member() -> None:
+    raw = (b'data: {"usage" : null, "id":"x","choices":[{"delta":{"content":"\\"usage\\":null,"}}]}'
+           b"\n\n")
+    tap = OpenAIChatDialect().usage_tap(strip_usage_event=True)
+    (event,) = SSEParser().feed(raw)
+    seen = tap.feed(event)
+    assert seen is not None
+    assert json.loads(seen.raw[6:]) == {"id": "x", "choices": [{"delta": {"content": '"usage":null,'}}]}
 
 
 def test_chat_injection_is_wanted_only_for_streams_without_include_usage() -> None:
@@ -63,7 +81,7 @@ def test_responses_usage_from_the_completed_event() -> None:
         ("response.completed", {"type": "response.completed", "response": {"usage": usage}}),
     )
     tap = OpenAIResponsesDialect().usage_tap(strip_usage_event=False)
-    assert not any(tap.feed(event) for event in events)
+    assert [tap.feed(event) for event in events] == events
     expected = Usage(input_tokens=2006, cached_input_tokens=1920, output_tokens=300, reasoning_tokens=64)
     assert tap.usage == expected and tap.complete
     assert OpenAIResponsesDialect().usage_from_json({"usage": usage}) == expected
@@ -92,7 +110,7 @@ def test_anthropic_stream_keeps_the_last_cumulative_output_count() -> None:
         ("message_stop", {"type": "message_stop"}),
     )
     tap = AnthropicMessagesDialect().usage_tap(strip_usage_event=False)
-    assert not any(tap.feed(event) for event in events)
+    assert [tap.feed(event) for event in events] == events
     assert tap.usage == Usage(input_tokens=9050, cached_input_tokens=9000, output_tokens=412)
     assert tap.complete
 

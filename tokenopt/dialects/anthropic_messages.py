@@ -88,7 +88,7 @@ class MessagesUsageTap:
         self.complete = False
         self._raw: JSON = {}
 
-    def feed(self, event: SSEEvent) -> bool:
+    def feed(self, event: SSEEvent) -> SSEEvent | None:
         if event.event == "message_start":
             self._raw = dict(as_dict(as_dict(loads_object(event.data).get("message")).get("usage")))
             self.usage = _usage(self._raw)
@@ -98,7 +98,7 @@ class MessagesUsageTap:
             self.usage = _usage(self._raw)
         elif event.event == "message_stop":
             self.complete = True
-        return False
+        return event
 
 
 def _usage(raw: Any) -> Usage | None:

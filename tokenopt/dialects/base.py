@@ -101,8 +101,8 @@ class UsageTap(Protocol):
     usage: Usage | None
     complete: bool
 
-    def feed(self, event: SSEEvent) -> bool:
-        """Take one event; return True when the client must not see it."""
+    def feed(self, event: SSEEvent) -> SSEEvent | None:
+        """Take one event; return what the client sees of it (None: nothing)."""
         ...
 
 

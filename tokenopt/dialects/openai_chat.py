@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -80,18 +82,33 @@ class ChatUsageTap:
         self.usage: Usage | None = None
         self.complete = False
 
-    def feed(self, event: SSEEvent) -> bool:
+    def feed(self, event: SSEEvent) -> SSEEvent | None:
         if event.data == "[DONE]":
             self.complete = True
-            return False
+            return event
         if '"usage"' not in event.data:
-            return False
+            return event
         chunk = loads_object(event.data)
         usage = _usage(chunk.get("usage"))
         if usage is None:
-            return False
+            return _without_null_usage(event) if self.strip_usage_event else event
         self.usage = usage
-        return self.strip_usage_event and not chunk.get("choices")
+        return None if self.strip_usage_event and not chunk.get("choices") else event
+
+
+# With include_usage on, OpenAI adds `"usage":null` to every chunk. A client that
+# did not ask for usage never sees that member: removing exactly its bytes keeps
+# the rest of the chunk as sent. Inside JSON strings quotes are escaped, so the
+# pattern can only match the member itself.
+_NULL_USAGE = r',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,'
+_NULL_USAGE_TEXT, _NULL_USAGE_BYTES = re.compile(_NULL_USAGE), re.compile(_NULL_USAGE.encode())
+
+
+def _without_null_usage(event: SSEEvent) -> SSEEvent:
+    raw = _NULL_USAGE_BYTES.sub(b"", event.raw, count=1)
+    if raw == event.raw:
+        return event
+    return SSEEvent(event.event, _NULL_USAGE_TEXT.sub("", event.data, count=1), raw)
 
 
 def openai_error(status: int, message: str) -> JSON:

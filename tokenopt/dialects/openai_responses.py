@@ -83,7 +83,7 @@ class ResponsesUsageTap:
         self.usage: Usage | None = None
         self.complete = False
 
-    def feed(self, event: SSEEvent) -> bool:
+    def feed(self, event: SSEEvent) -> SSEEvent | None:
         if event.event in FINAL_EVENTS or (
             event.event == "message" and '"response.' in event.data and '"usage"' in event.data
         ):
@@ -91,7 +91,7 @@ class ResponsesUsageTap:
             if payload.get("type") in FINAL_EVENTS:
                 self.usage = responses_usage(as_dict(payload.get("response")).get("usage"))
                 self.complete = True
-        return False
+        return event
 
 
 def responses_usage(raw: Any) -> Usage | None:

@@ -53,6 +53,8 @@ class MessagesRoute:
     def ask(self, body: JSON) -> Ask:
         model = take(body, "model", "string", required=True)
         cap = take(body, "max_tokens", "integer", required=True)
+        if cap < 0:  # 0 is the documented cache pre-warm
+            raise Invalid("max_tokens", "max_tokens: Input should be greater than or equal to 0")
         messages = take(body, "messages", "array", required=True)
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
