@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "debug":  # one line per upstream call drowns what tokenopt says
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except TokenOptError as exc:
