@@ -35,10 +35,10 @@ HEADERS = {"authorization": "Bearer bench-key", "content-type": "application/jso
 
 
 def chat_request(*, stream: bool) -> bytes:
-    """A 30-tool, 20-message agent turn built from the GitHub MCP server and its queries."""
+    """A 30-tool, 20-message agent turn: GitHub MCP server tools, LiveMCPBench user tasks."""
     tools = tool_set(load_jsonl("tools.jsonl"), {"github-mcp-server"}, 30)
     queries = [q["query"] for q in load_jsonl("queries.jsonl")
-               if q["source"].startswith("github-mcp-server")]
+               if q["source"].startswith("livemcpbench")]
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
     turn = 0
     while len(messages) < 20:
@@ -160,7 +160,7 @@ def main() -> None:
         ]
     result = {
         "benchmark": "overhead",
-        "workload": "chat completions, 30 tools + 20 messages (github-mcp-server corpus), "
+        "workload": "chat completions, 30 tools (github-mcp-server) + 20 messages (livemcpbench), "
                     "no plugins enabled",
         "requests_per_scenario_and_side": args.requests,
         "concurrency": args.concurrency,

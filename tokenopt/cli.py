@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tokenopt.exceptions import TokenOptError
 from tokenopt.serving import bind, server_for, url_of
@@ -71,11 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     overrides = {"upstream": {"url": args.upstream}} if args.upstream else {}
     settings = Settings.load(args.config, **overrides)
-    asyncio.run(_serve_async(settings, args.host, args.port))
+    asyncio.run(_serve_async(settings, args.host, args.port, args.log_level))
     return 0
 
 
-async def _serve_async(settings: Settings, host: str, port: int) -> None:
+async def _serve_async(settings: Settings, host: str, port: int, log_level: str) -> None:
     from tokenopt.proxy import create_app
 
     servers = []
@@ -90,9 +91,14 @@ async def _serve_async(settings: Settings, host: str, port: int) -> None:
                     settings.upstream.url)
         servers.append((server_for(create_sim_app()), sim_sock))
     sock = bind(host, port)
-    servers.append((server_for(create_app(settings), log_level="info", access_log=True), sock))
+    servers.append((server_for(create_app(settings), **_server_logs(log_level)), sock))
     logger.info("tokenopt sidecar on %s -> %s", url_of(sock), settings.upstream.url)
     await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+
+
+def _server_logs(level: str) -> dict[str, Any]:
+    # uvicorn's access log is an INFO line per request: shown at info and debug only.
+    return {"log_level": level, "access_log": level in ("info", "debug")}
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -100,7 +106,7 @@ def _sim(args: argparse.Namespace) -> int:
 
     sock = bind(args.host, args.port)
     logger.info("provider simulator on %s", url_of(sock))
-    asyncio.run(server_for(create_sim_app(), log_level="info", access_log=True).serve(sockets=[sock]))
+    asyncio.run(server_for(create_sim_app(), **_server_logs(args.log_level)).serve(sockets=[sock]))
     return 0
 
 
