@@ -230,21 +230,24 @@ class Exchange:
                 record.plugin_notes[name] = {**record.plugin_notes.get(name, {}), **editor.notes}
         if self.view is not None and self.engine.pipeline.responders:
             response = ResponseView(self.view, tap.status, usage, complete)
-            await self.engine.pipeline.respond(response, self._noting_context())
+            contexts: dict[str, PluginContext] = {}
+            await self.engine.pipeline.respond(response, self._noting_context(contexts))
+            for name, ctx in contexts.items():
+                if ctx.notes:
+                    record.plugin_notes[name] = ctx.notes
         await self.engine.record(record)
 
-    def _noting_context(self) -> Any:
+    def _noting_context(self, contexts: dict[str, PluginContext]) -> Any:
         """Contexts for `on_response` that start from what the plugin noted so far.
 
         A plugin thus sees its own request-time notes (what it enforced) and what
         it adds lands in the same record entry, without keeping per-request state.
         """
         factory = self.engine.context_for(self.tenant)
-        notes = self.record.plugin_notes
 
         def context(plugin: str) -> PluginContext:
-            ctx = factory(plugin)
-            ctx.notes = notes.setdefault(plugin, dict(notes.get(plugin, {})))
+            ctx = contexts[plugin] = factory(plugin)
+            ctx.notes = dict(self.record.plugin_notes.get(plugin, {}))
             return ctx
 
         return context

@@ -103,10 +103,11 @@ class ResponsesStreamCap(_Cap):
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
         payload = loads_object(event.data) if event.data.startswith("{") else {}
         kind = payload.get("type")
-        self.sequence = max(self.sequence, payload.get("sequence_number") or 0)
         if kind in ("response.created", "response.in_progress"):
             self.response = as_dict(payload.get("response"))
         if kind != "response.reasoning_text.delta" or not self._over(str(payload.get("delta", ""))):
+            # Only relayed events count, so the client sees an unbroken sequence.
+            self.sequence = max(self.sequence, payload.get("sequence_number") or 0)
             return [event]
         response = {**self.response, "status": "incomplete",
                     "incomplete_details": {"reason": "max_output_tokens"}}
