@@ -88,6 +88,8 @@ class ChatUsageTap:
             return event
         if '"usage"' not in event.data:
             return event
+        if _NULL_USAGE_TEXT.search(event.data):  # most chunks: no usage yet, no need to parse
+            return _without_null_usage(event) if self.strip_usage_event else event
         chunk = loads_object(event.data)
         usage = _usage(chunk.get("usage"))
         if usage is None:
