@@ -201,7 +201,7 @@ async def test_reject_status_can_be_422() -> None:
     with pytest.raises(PolicyRejected) as caught:
         await run(CHAT, chat("gpt-5"), {"max_effort": "low", "mode": "reject"}, reject_status=422)
     assert caught.value.status == 422
-    assert "reasoning_effort 'medium' -> 'low' (max effort 'low')" in str(caught.value)
+    assert "reasoning_effort 'medium' exceeds max effort 'low'" in str(caught.value)
 
 
 @pytest.mark.anyio

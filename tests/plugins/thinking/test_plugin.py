@@ -98,3 +98,10 @@ async def test_chat_route_path_is_matched_too() -> None:
     rendered, _ = await run(CHAT, {"model": "gpt-5", "messages": []},
                             {"match": {"route": "/v1/chat/*"}, "max_effort": "low"})
     assert rendered is not None and rendered["reasoning_effort"] == "low"
+
+
+@pytest.mark.anyio
+async def test_effort_budgets_can_be_partly_overridden() -> None:
+    rendered, _ = await run(CHAT, {"model": "o3", "messages": [], "reasoning_effort": "high"},
+                            {"max_thinking_tokens": 3000}, effort_budgets={"medium": 3000})
+    assert rendered is not None and rendered["reasoning_effort"] == "medium"

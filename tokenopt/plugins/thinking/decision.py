@@ -47,6 +47,11 @@ class Change:
     after: Any
     limit: str | None = None
 
+    def exceeds(self) -> str:
+        """The violation in a reject error: what the client sent and the limit it passes."""
+        before = "unset (unbounded)" if self.before is None else repr(self.before)
+        return f"{self.field} {before} exceeds {self.limit}"
+
     def describe(self) -> str:
         if self.before == self.after:
             return f"{self.field} {self.before!r} exceeds {self.limit}; nothing lower is accepted"

@@ -56,7 +56,7 @@ class ThinkingPlugin:
             ctx.notes["unenforced"] = outcome.unenforced
         if rule.mode == "reject" and outcome.violations:
             ctx.notes["rejected"] = [change.describe() for change in outcome.violations]
-            reasons = "; ".join(change.describe() for change in outcome.violations)
+            reasons = "; ".join(change.exceeds() for change in outcome.violations)
             raise PolicyRejected(f"tokenopt budget rule '{name}': {reasons}",
                                  status=self.settings.reject_status, rule=name)
         key = "would_enforce" if rule.mode == "observe" else "enforced"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tokenopt.dialects.base import RequestView
 
@@ -76,6 +76,12 @@ class ThinkingSettings(_Table):
     reject_status: Literal[400, 422] = 400
     effort_budgets: dict[Effort, int] = Field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     output_prices: dict[str, float] = {}
+
+    @field_validator("effort_budgets")
+    @classmethod
+    def _complete_budgets(cls, value: dict[Effort, int]) -> dict[Effort, int]:
+        # A partial table overrides some efforts; the rest keep their defaults.
+        return {**DEFAULT_EFFORT_BUDGETS, **value}
 
     def rule_for(self, view: RequestView) -> tuple[str, Rule] | None:
         """The first rule whose match fits the request, with its display name."""
