@@ -11,21 +11,11 @@ import anyio
 import pytest
 
 from tokenopt.store import FallbackStore, MemoryStore, RedisStore, Store, open_store
+from tests.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 TTL = 0.3  # short enough to wait out on Redis, long enough to read back first
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

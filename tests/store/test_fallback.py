@@ -16,21 +16,11 @@ from tokenopt.exceptions import TokenOptError
 from tokenopt.store import FallbackStore, MemoryStore, RedisStore, StoreUnavailable
 from tokenopt.store.base import redact_url
 from tokenopt.store.redis import CONNECT_TIMEOUT, OPERATION_TIMEOUT
+from tests.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "s3cret"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FlakyStore(MemoryStore):

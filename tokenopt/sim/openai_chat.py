@@ -72,16 +72,20 @@ def _chat_tool(tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(function.get("name", "")), schema if isinstance(schema, dict) else {}
 
 
-class ChatRoute:
-    """`POST /v1/chat/completions` as OpenAI serves it."""
-
-    path: ClassVar[str] = "/v1/chat/completions"
+class OpenAIErrors:
+    """Errors in OpenAI's shape, shared by both OpenAI routes."""
 
     def error(self, status: int, message: str) -> JSON:
         return openai_error(status, message)
 
     def invalid(self, exc: Invalid) -> JSON:
         return openai_invalid(exc)
+
+
+class ChatRoute(OpenAIErrors):
+    """`POST /v1/chat/completions` as OpenAI serves it."""
+
+    path: ClassVar[str] = "/v1/chat/completions"
 
     def ask(self, body: JSON) -> Ask:
         model = take(body, "model", "string", required=True)

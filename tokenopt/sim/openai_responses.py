@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from tokenopt.sim.openai_chat import forced_tool, openai_error, openai_invalid, openai_usage_details
+from tokenopt.sim.openai_chat import OpenAIErrors, forced_tool, openai_usage_details
 from tokenopt.sim.prompt import Prompt
 from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
@@ -18,16 +18,10 @@ def _responses_tool(tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(name or ""), schema if isinstance(schema, dict) else {}
 
 
-class ResponsesRoute:
+class ResponsesRoute(OpenAIErrors):
     """`POST /v1/responses` as OpenAI serves it."""
 
     path: ClassVar[str] = "/v1/responses"
-
-    def error(self, status: int, message: str) -> JSON:
-        return openai_error(status, message)
-
-    def invalid(self, exc: Invalid) -> JSON:
-        return openai_invalid(exc)
 
     def ask(self, body: JSON) -> Ask:
         model = take(body, "model", "string", required=True)
