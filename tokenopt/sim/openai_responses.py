@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from tokenopt.sim.openai_chat import OpenAIErrors, forced_tool, openai_usage_details
 from tokenopt.sim.prompt import Prompt
 from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
-from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
+from tokenopt.sim.wire import JSON, Counts, Event, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
 
 
