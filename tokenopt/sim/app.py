@@ -36,7 +36,9 @@ from tokenopt.sim.cache import CacheModel, NoCache
 from tokenopt.sim.openai_chat import ChatRoute
 from tokenopt.sim.openai_responses import ResponsesRoute
 from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.bills import Bill
 from tokenopt.sim.reply import Ask, Reply, plan_reply, seed_of
+from tokenopt.sim.script import RECORDED_HEADER, Script, scripted_reply
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, frame
 from tokenopt.tokens import TokenCounter
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
@@ -207,18 +209,26 @@ class EventStream:
 
 
 def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 24,
-                   cache: CacheModel | None = None) -> Starlette:
+                   cache: CacheModel | None = None, max_bills: int = 100_000,
+                   clock: Callable[[], float] = time.time) -> Starlette:
     """The provider simulator: OpenAI Chat and Responses, Anthropic Messages.
 
     Args:
         counter: counts prompt and reply tokens (default: a fresh `TokenCounter`).
         reply_tokens: length of every reply, before any `max_tokens`-style cap.
         cache: the prompt-cache rules to report (default: `NoCache`).
+        max_bills: how many bills `app.state.bills` keeps.
+        clock: seconds for cache expiry; replay sets it from each line's `ts`.
 
     `app.state.received` holds `(method, path, headers, raw_body)` of the last
-    1000 requests; `app.state.cancelled` counts streams the client abandoned.
+    1000 requests; `app.state.cancelled` counts streams the client abandoned;
+    `app.state.bills` the usage billed per answer (the latest `max_bills`).
+    `app.state.script` takes recorded responses: a request naming one in the
+    `x-sim-recorded` header is answered by `scripted_reply`.
     """
     counter = counter or TokenCounter()
+    script = Script()
+    bills: collections.deque[Bill] = collections.deque(maxlen=max_bills)
     cache_model: CacheModel = cache or NoCache()
 
     def on_cancel() -> None:
@@ -238,10 +248,17 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
             except Invalid as exc:
                 return JSONResponse(wire.invalid(exc), status_code=400)
             prompt = wire.prompt(body, counter)
-            hit = cache_model.lookup(prompt, scope=tenant_of(request.headers), now=time.time())
-            reply = plan_reply(ask, seed_of(body), counter, reply_tokens)
+            scope = tenant_of(request.headers)
+            hit = cache_model.lookup(prompt, scope=scope, now=clock())
+            recorded = script.get(request.headers.get(RECORDED_HEADER))
+            if recorded is None:
+                reply, outcome = plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
+            else:
+                reply, outcome = scripted_reply(wire.path, body, recorded, ask, counter)
             counts = Counts(prompt.tokens, reply.output_tokens, reply.reasoning_tokens,
                             hit.cached_tokens, hit.cache_write_tokens, hit.cache_write_1h_tokens)
+            bills.append(Bill(wire.path, ask.model, scope, counts, outcome,
+                              counter.is_estimate(ask.model)))
             if not ask.stream:
                 return JSONResponse(wire.respond(body, ask, reply, counts))
             headers = request.headers
@@ -271,6 +288,8 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
     app.state.received = received
     app.state.cancelled = 0
     app.state.counter = counter
+    app.state.script = script
+    app.state.bills = bills
     return app
 
 

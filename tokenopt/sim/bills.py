@@ -1,0 +1,24 @@
+"""What the simulator billed for each request it answered: replay's source of truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenopt.sim.wire import Counts
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """One answered request: who, which model, the usage reported, and how the model chose.
+
+    `outcome` is `generated` (no recorded answer), `recorded`, `search` (a
+    recorded tool was not offered, so the model searched) or `tool_miss` (not
+    offered and nothing to search with).
+    """
+
+    route: str
+    model: str
+    scope: str
+    counts: Counts
+    outcome: str
+    estimate: bool
