@@ -88,6 +88,7 @@ class Exchange:
             model=None, conversation=None, stream=False,
         )
         self.view: RequestView | None = None
+        self.client_body: JSON | None = None
         self.editors: list[tuple[str, StreamEditor]] = []
 
     async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
@@ -149,6 +150,7 @@ class Exchange:
             if not isinstance(parsed, dict):
                 raise DialectError("the body is not a JSON object")
             self.view = view = self.dialect.parse(parsed, tenant=self.tenant, headers=self.headers)
+            self.client_body = parsed
         except (ValueError, DialectError) as exc:
             # Not ours to judge: the upstream answers malformed requests in its own words.
             logger.debug("forwarding an unreadable %s body as is: %s", self.dialect.name, exc)
@@ -236,6 +238,11 @@ class Exchange:
                 if ctx.notes:
                     record.plugin_notes[name] = ctx.notes
         await self.engine.record(record)
+        recorder = self.engine.recorder
+        if recorder is not None and self.client_body is not None:
+            response = tap.json_body() if tap.status == 200 else None
+            await recorder.write(ts=record.ts, path=self.dialect.path, headers=self.headers,
+                                 body=self.client_body, response=response)
 
     def _noting_context(self, contexts: dict[str, PluginContext]) -> Any:
         """Contexts for `on_response` that start from what the plugin noted so far.
@@ -342,14 +349,20 @@ class ResponseTap:
         """The usage read (or None) and whether the response ended normally."""
         if self.mode == "sse" and self.events is not None:
             return self.events.usage, self.events.complete and self.ended
-        if self.mode == "json" and self.ended and self.json_size <= MAX_JSON_TAP_BYTES:
-            try:
-                body = json.loads(b"".join(self.json_chunks))
-            except ValueError:
-                return None, True
-            usage = self.dialect.usage_from_json(body) if isinstance(body, dict) else None
-            return usage, True
+        if self.mode == "json" and self.ended:
+            body = self.json_body()
+            return (self.dialect.usage_from_json(body) if body is not None else None), True
         return None, self.ended
+
+    def json_body(self) -> JSON | None:
+        """The JSON object the response carried, when it was one and not too large to keep."""
+        if self.mode != "json" or not self.ended or self.json_size > MAX_JSON_TAP_BYTES:
+            return None
+        try:
+            body = json.loads(b"".join(self.json_chunks))
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
 
 def _edit(editor: StreamEditor, event: SSEEvent) -> list[SSEEvent]:

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    serve.add_argument("--record", metavar="FILE",
+                       help="append the traffic to FILE in the replay format (no secrets)")
     serve.set_defaults(run=_serve)
 
     sim = commands.add_parser("sim", help="run the provider simulator")
@@ -66,11 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                          help="a request header, e.g. 'x-tokenopt-task: classification'")
     inspect.set_defaults(run=_inspect)
+
+    replay = commands.add_parser(
+        "replay", help="what-if: recorded traffic as sent vs through tokenopt, on the simulator"
+    )
+    replay.add_argument("traffic", help="traffic file (JSON Lines, one request a line)")
+    replay.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    replay.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    replay.set_defaults(run=_replay)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
-    overrides = {"upstream": {"url": args.upstream}} if args.upstream else {}
+    overrides: dict[str, Any] = {"upstream": {"url": args.upstream}} if args.upstream else {}
+    if args.record:
+        overrides["record"] = {"path": args.record}
     settings = Settings.load(args.config, **overrides)
     asyncio.run(_serve_async(settings, args.host, args.port, args.log_level))
     return 0
@@ -127,6 +139,14 @@ def _inspect(args: argparse.Namespace) -> int:
         body, settings=Settings.load(args.config), route=args.path or path, headers=headers,
         out=sys.stdout, err=sys.stderr,
     ))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from tokenopt.replay import compare, dump_json, load_lines, render_table
+
+    report = asyncio.run(compare(load_lines(args.traffic), Settings.load(args.config)))
+    (dump_json if args.json else render_table)(report, sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tokenopt.pipeline import (
     build_plugins,
     discover,
 )
+from tokenopt.recording import TrafficRecorder
 from tokenopt.records import ExchangeRecord, RecentRecords, RecordSink
 from tokenopt.settings import Settings
 from tokenopt.store import Store, open_store
@@ -52,6 +53,7 @@ class Engine:
         self.recent = RecentRecords()
         self.sinks: tuple[RecordSink, ...] = (self.recent, *sinks)
         self.max_body_bytes = settings.limits.max_body_bytes
+        self.recorder = TrafficRecorder(settings.record.path) if settings.record.path else None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -96,4 +98,6 @@ class Engine:
     async def aclose(self) -> None:
         await self.drain()
         await self.store.aclose()
+        if self.recorder is not None:
+            self.recorder.close()
 

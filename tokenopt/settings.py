@@ -26,6 +26,7 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "TOKENOPT_LEDGER": ("ledger", "path"),
     "TOKENOPT_ADMIN_TOKEN": ("admin", "token"),
     "TOKENOPT_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+    "TOKENOPT_RECORD": ("record", "path"),
 }
 
 
@@ -57,6 +58,12 @@ class LimitsSettings(_Section):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
 
 
+class RecordSettings(_Section):
+    """Where the sidecar appends its traffic in the replay format (off when absent)."""
+
+    path: str | None = None
+
+
 class PipelineSettings(_Section):
     order: list[str] = ["normalize", "tools", "thinking"]
     strict: bool = False
@@ -73,6 +80,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = AdminSettings()
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    record: RecordSettings = RecordSettings()
     plugins: dict[str, dict[str, Any]] = {}
 
     @classmethod
