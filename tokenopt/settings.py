@@ -27,6 +27,7 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "TOKENOPT_ADMIN_TOKEN": ("admin", "token"),
     "TOKENOPT_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "TOKENOPT_RECORD": ("record", "path"),
+    "TOKENOPT_PRICES": ("pricing", "overrides"),
 }
 
 
@@ -58,6 +59,12 @@ class LimitsSettings(_Section):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
 
 
+class PricingSettings(_Section):
+    """A TOML file of per-model rates that wins over the price library (see tokenopt.pricing)."""
+
+    overrides: str | None = None
+
+
 class RecordSettings(_Section):
     """Where the sidecar appends its traffic in the replay format (off when absent)."""
 
@@ -81,6 +88,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     record: RecordSettings = RecordSettings()
+    pricing: PricingSettings = PricingSettings()
     plugins: dict[str, dict[str, Any]] = {}
 
     @classmethod
