@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tokenopt.dialects.base import Usage
-from tokenopt.pricing import PriceBook
+from tokenopt.pricing import Cost, PriceBook
 from tokenopt.sim.bills import Bill
 
 
@@ -34,7 +34,7 @@ class Totals:
         """The share of input tokens read from cache."""
         return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
 
-    def add(self, bill: Bill, prices: PriceBook) -> None:
+    def add(self, bill: Bill, cost: Cost) -> None:
         counts = bill.counts
         self.requests += 1
         self.input_tokens += counts.input_tokens
@@ -45,7 +45,6 @@ class Totals:
         self.tool_misses += bill.outcome == "tool_miss"
         self.search_detours += bill.outcome == "search"
         self.estimated_tokens |= bill.estimate
-        cost = prices.cost(bill.model, usage_of(bill), provider=provider_of(bill.route))
         self.unpriced_requests += not cost.priced
         self.input_cost_usd += cost.input_usd
         self.output_cost_usd += cost.output_usd
@@ -70,8 +69,9 @@ class RunSummary:
     def of(cls, bills: Iterable[Bill], prices: PriceBook) -> RunSummary:
         summary = cls()
         for bill in bills:
-            summary.totals.add(bill, prices)
-            summary.by_model.setdefault(bill.model, Totals()).add(bill, prices)
+            cost = prices.cost(bill.model, usage_of(bill), provider=provider_of(bill.route))
+            summary.totals.add(bill, cost)
+            summary.by_model.setdefault(bill.model, Totals()).add(bill, cost)
         return summary
 
     def as_json(self) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any, ClassVar
 
+from tokenopt.sim.cache_anthropic import MAX_BREAKPOINTS
+from tokenopt.sim.openai_chat import forced_tool
 from tokenopt.sim.prompt import Prompt
 from tokenopt.sim.reply import Ask, Reply, reasoning_for_budget, reasoning_for_effort
-from tokenopt.sim.openai_chat import forced_tool
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
 
@@ -61,6 +63,10 @@ class MessagesRoute:
                 raise Invalid(f"messages.{index}.role", "type", "'user' or 'assistant'")
         take(body, "system", "string|array")
         tools = take(body, "tools", "array") or []
+        marked = _breakpoints(body)
+        if marked > MAX_BREAKPOINTS:
+            raise Invalid("cache_control", f"A maximum of {MAX_BREAKPOINTS} blocks with "
+                          f"cache_control may be provided. Found {marked}.")
         return Ask(
             model=model,
             stream=bool(take(body, "stream", "boolean")),
@@ -71,11 +77,20 @@ class MessagesRoute:
 
     def prompt(self, body: JSON, counter: TokenCounter) -> Prompt:
         system = body.get("system")
-        return Prompt.build(
+        salt = json.dumps([body.get("tool_choice"), body.get("thinking")], sort_keys=True)
+        prompt = Prompt.build(
             self.path, body["model"], counter, tools=body.get("tools") or [],
             system=[system] if isinstance(system, str) else system or [],
-            messages=body["messages"],
+            messages=_blocks_of(body["messages"]), salt=salt,
         )
+        automatic = body.get("cache_control")
+        if isinstance(automatic, dict) and prompt.segments:
+            # Top-level cache_control: a breakpoint on the last cacheable block.
+            *head, last = prompt.segments
+            if last.breakpoint is None:
+                last = dataclasses.replace(last, breakpoint=str(automatic.get("ttl", "5m")))
+            prompt = dataclasses.replace(prompt, segments=(*head, last))
+        return prompt
 
     def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:
         return {**_message(ask, _blocks(reply), counts, reply.output_tokens),
@@ -96,6 +111,35 @@ class MessagesRoute:
                                          "usage": usage}))
         events.append(("message_stop", {"type": "message_stop"}))
         return events
+
+
+def _blocks_of(messages: list[Any]) -> list[Any]:
+    """One prompt segment per content block: Anthropic caches (and looks back) by block.
+
+    The first block of a message carries the role; later ones stand alone.
+    """
+    blocks: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or len(content) < 2:
+            blocks.append(message)
+            continue
+        blocks.append({**message, "content": content[:1]})
+        blocks += content[1:]
+    return blocks
+
+
+def _breakpoints(body: JSON) -> int:
+    """`cache_control` markers on tools, system blocks and message blocks, plus the automatic one."""
+    def marked(items: Any) -> int:
+        return sum(isinstance(i, dict) and isinstance(i.get("cache_control"), dict)
+                   for i in items) if isinstance(items, list) else 0
+
+    count = marked(body.get("tools")) + marked(body.get("system"))
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            count += marked(message.get("content"))
+    return count + isinstance(body.get("cache_control"), dict)
 
 
 def _thinking_tokens(body: JSON, cap: int) -> int:

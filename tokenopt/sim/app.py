@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from tokenopt.identity import tenant_of
 from tokenopt.sim.anthropic_messages import MessagesRoute
-from tokenopt.sim.cache import CacheModel, NoCache
+from tokenopt.sim.cache import CacheModel, ProviderCache
 from tokenopt.sim.openai_chat import ChatRoute
 from tokenopt.sim.openai_responses import ResponsesRoute
 from tokenopt.sim.prompt import Prompt
@@ -216,7 +216,8 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
     Args:
         counter: counts prompt and reply tokens (default: a fresh `TokenCounter`).
         reply_tokens: length of every reply, before any `max_tokens`-style cap.
-        cache: the prompt-cache rules to report (default: `NoCache`).
+        cache: the prompt-cache rules (default: each provider's, `ProviderCache`;
+            `NoCache()` turns caching off).
         max_bills: how many bills `app.state.bills` keeps.
         clock: seconds for cache expiry; replay sets it from each line's `ts`.
 
@@ -229,7 +230,7 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
     counter = counter or TokenCounter()
     script = Script()
     bills: collections.deque[Bill] = collections.deque(maxlen=max_bills)
-    cache_model: CacheModel = cache or NoCache()
+    cache_model: CacheModel = cache if cache is not None else ProviderCache(counter)
 
     def on_cancel() -> None:
         app.state.cancelled += 1
@@ -288,6 +289,7 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
     app.state.received = received
     app.state.cancelled = 0
     app.state.counter = counter
+    app.state.cache = cache_model
     app.state.script = script
     app.state.bills = bills
     return app

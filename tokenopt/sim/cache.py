@@ -9,9 +9,12 @@ implement the same protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tokenopt.sim.prompt import Prompt
+
+if TYPE_CHECKING:
+    from tokenopt.tokens import TokenCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,18 @@ class NoCache:
 
     def lookup(self, prompt: Prompt, *, scope: str, now: float) -> CacheResult:
         return CacheResult()
+
+
+class ProviderCache:
+    """Each provider's documented rules, chosen by the prompt's route (the default)."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        from tokenopt.sim.cache_anthropic import AnthropicPromptCache
+        from tokenopt.sim.cache_openai import OpenAIPromptCache
+
+        self.openai = OpenAIPromptCache(counter)
+        self.anthropic = AnthropicPromptCache()
+
+    def lookup(self, prompt: Prompt, *, scope: str, now: float) -> CacheResult:
+        model = self.anthropic if prompt.route == "/v1/messages" else self.openai
+        return model.lookup(prompt, scope=scope, now=now)

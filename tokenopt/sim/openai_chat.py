@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.prompt import Prompt, str_or_none
 from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
@@ -117,6 +117,7 @@ class ChatRoute(OpenAIErrors):
             self.path, body["model"], counter, tools=body.get("tools") or [],
             system=messages[:lead], messages=messages[lead:],
             cache_key=body.get("prompt_cache_key"),
+            retention=str_or_none(body.get("prompt_cache_retention")),
         )
 
     def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:

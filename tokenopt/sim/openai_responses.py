@@ -6,7 +6,7 @@ import time
 from typing import Any, ClassVar
 
 from tokenopt.sim.openai_chat import OpenAIErrors, forced_tool, openai_usage_details
-from tokenopt.sim.prompt import Prompt
+from tokenopt.sim.prompt import Prompt, str_or_none
 from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
 from tokenopt.sim.wire import JSON, Counts, Event, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
@@ -45,6 +45,7 @@ class ResponsesRoute(OpenAIErrors):
             self.path, body["model"], counter, tools=body.get("tools") or [],
             system=[instructions] if isinstance(instructions, str) else [],
             messages=messages, cache_key=body.get("prompt_cache_key"),
+            retention=str_or_none(body.get("prompt_cache_retention")),
         )
 
     def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:

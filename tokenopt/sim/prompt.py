@@ -37,13 +37,18 @@ class Segment:
 class Prompt:
     """What a provider tokenises for one request, in the order it caches it.
 
-    `cache_key` is OpenAI's `prompt_cache_key`, which routes requests to a cache.
+    `cache_key` is OpenAI's `prompt_cache_key`, which routes requests to a cache;
+    `retention` its `prompt_cache_retention`. `salt` holds settings that change
+    the cached conversation without changing its text (Anthropic `tool_choice`
+    and thinking), so a change busts the messages part as the provider's does.
     """
 
     route: str
     model: str
     segments: tuple[Segment, ...]
     cache_key: str | None = None
+    retention: str | None = None
+    salt: str = ""
 
     @property
     def tokens(self) -> int:
@@ -61,6 +66,8 @@ class Prompt:
         system: Iterable[Any] = (),
         messages: Iterable[Any] = (),
         cache_key: str | None = None,
+        retention: str | None = None,
+        salt: str = "",
     ) -> Prompt:
         """Segments for tools, then system parts, then messages, counted for `model`."""
         parts: list[tuple[SegmentKind, Any]] = [("tool", tool) for tool in tools]
@@ -70,7 +77,7 @@ class Prompt:
         for kind, raw in parts:
             text = segment_text(unmarked(raw)) if kind == "tool" else message_text(raw)
             segments.append(Segment(kind, text, counter.count(text, model), marker(raw)))
-        return cls(route, model, tuple(segments), cache_key)
+        return cls(route, model, tuple(segments), cache_key, retention, salt)
 
 
 def segment_text(value: Any) -> str:
@@ -142,3 +149,7 @@ def _ttl(item: dict[str, Any]) -> str | None:
     if isinstance(breakpoint, dict):
         return str(breakpoint.get("ttl", "30m"))
     return None
+
+
+def str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
