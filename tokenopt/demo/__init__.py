@@ -5,6 +5,7 @@ Everything runs on loopback with embedded defaults: no Redis, no network, no acc
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from importlib.resources import files
@@ -14,6 +15,7 @@ import httpx
 
 from tokenopt.proxy import create_app
 from tokenopt.records import ExchangeRecord
+from tokenopt.replay import TrafficLine, compare, render_table
 from tokenopt.serving import ServerThread
 from tokenopt.settings import Settings
 from tokenopt.sim import create_sim_app
@@ -40,7 +42,11 @@ def run_demo(settings: Settings, *, out: TextIO) -> int:
     _report(records, out)
     if failures:
         out.write(f"{failures} request(s) failed\n")
-    return 1 if failures else 0
+        return 1
+    out.write("\nBefore/after: the same traffic replayed on the providers' cache and price rules\n")
+    traffic = [TrafficLine.model_validate(line) for line in lines]
+    render_table(asyncio.run(compare(traffic, settings)), out, per_model=False)
+    return 0
 
 
 def _send_all(base_url: str, lines: list[dict[str, Any]]) -> int:

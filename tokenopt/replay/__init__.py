@@ -67,14 +67,15 @@ ROWS = (
 )
 
 
-def render_table(report: dict[str, Any], out: TextIO) -> None:
-    """The before/after report as terminal tables: totals, then per model."""
+def render_table(report: dict[str, Any], out: TextIO, *, per_model: bool = True) -> None:
+    """The before/after report as terminal tables: totals, then (optionally) per model."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=out, width=110)
     sections = [("all models", report["baseline"], report["optimized"])]
     models = sorted(set(report["baseline"]["by_model"]) | set(report["optimized"]["by_model"]))
+    models = models if per_model else []
     sections += [(m, report["baseline"]["by_model"].get(m, {}), report["optimized"]["by_model"].get(m, {}))
                  for m in models]
     for title, before, after in sections:
