@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
+from tokenopt.dialects.base import Usage
 from tokenopt.plugins.thinking.settings import EFFORTS, Effort, rank
+from tokenopt.pricing import PriceBook
 
 ThinkingStyle = Literal["budget", "both", "adaptive", "none"]
 ANTHROPIC_MIN_BUDGET = 1024
@@ -102,24 +104,16 @@ def fit_effort(cap: str, accepted: tuple[Effort, ...]) -> Effort:
     return max(below, key=rank) if below else min(accepted, key=rank)
 
 
-# Output rates in USD per 1M tokens (PROVIDER_SEMANTICS.md §6): reasoning bills as output.
-OUTPUT_PRICES: tuple[tuple[str, float], ...] = (
-    ("gpt-5.5*", 30.0), ("gpt-5.6-terra*", 12.0), ("gpt-5.6-luna*", 1.2), ("gpt-5.6-sol*", 20.0),
-    ("gpt-5-mini*", 2.0), ("gpt-5-nano*", 0.4), ("gpt-5*", 10.0),
-    ("gpt-4.1-mini*", 1.6), ("gpt-4.1-nano*", 0.4), ("gpt-4.1*", 8.0),
-    ("claude-opus-5-5*", 20.0), ("claude-opus-4-1*", 75.0), ("claude-opus-4*", 25.0),
-    ("claude-sonnet-4*", 15.0), ("claude-haiku-4-5*", 5.0),
-    ("gemini-2.5-flash*", 2.5), ("gemini-2.5-pro*", 10.0),
-    ("deepseek-flash*", 1.2), ("deepseek-v4-pro*", 3.96),
-)
-
-
 def output_price(model: str | None, overrides: dict[str, float]) -> float | None:
-    """USD per 1M output tokens for a model: settings first, then the built-in table."""
+    """USD per 1M output tokens for a model: the settings' globs first, then the price book."""
     if not model:
         return None
     name = model.rsplit("/", 1)[-1].lower()
-    for glob, price in (*overrides.items(), *OUTPUT_PRICES):
+    for glob, price in overrides.items():
         if fnmatchcase(name, glob):
             return price
-    return None
+    cost = _PRICES.cost(name, Usage(output_tokens=1_000_000))
+    return cost.output_usd if cost.priced else None
+
+
+_PRICES = PriceBook()

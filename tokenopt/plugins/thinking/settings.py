@@ -67,7 +67,7 @@ class ThinkingSettings(_Table):
     `thinking_budget`, Gemini `extra_body.google.thinking_config`). `hard_cap`
     ends streamed answers whose reasoning passes the budget, for upstreams that
     do not enforce one. `output_prices` (USD per 1M output tokens, by model glob)
-    override the built-in table used to price what a cap withheld.
+    override the price book (genai-prices) used to price what a cap withheld.
     """
 
     rules: list[Rule] = []
