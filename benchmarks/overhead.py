@@ -125,7 +125,7 @@ def measure(direct: str, sidecar: str, *, stream: bool, n: int, concurrency: int
     body = chat_request(stream=stream)
     samples: dict[str, list[float]] = {"direct": [], "sidecar": []}
     rates: dict[str, list[float]] = {"direct": [], "sidecar": []}
-    for name, base in (("direct", direct), ("sidecar", sidecar)):  # warm-up: pools, memo caches
+    for base in (direct, sidecar):  # warm-up: pools, memo caches
         asyncio.run(latencies(base + url_path, body, 30))
     for _ in range(rounds):
         for name, base in (("direct", direct), ("sidecar", sidecar)):

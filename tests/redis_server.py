@@ -73,7 +73,7 @@ class RedisServer:
                 except redis.ConnectionError:
                     if time.monotonic() > deadline:
                         self.stop()
-                        raise RuntimeError(f"redis-server not ready in {READY_TIMEOUT}s")
+                        raise RuntimeError(f"redis-server not ready in {READY_TIMEOUT}s") from None
                     time.sleep(0.01)  # poll interval, not synchronisation
 
     def log(self) -> str:

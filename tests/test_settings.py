@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tokenopt.exceptions import ConfigError
 from tokenopt.settings import Settings
@@ -105,5 +106,5 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     settings = Settings.load(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.limits.max_body_bytes = 1  # type: ignore[misc]

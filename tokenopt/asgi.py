@@ -240,9 +240,9 @@ class Exchange:
         await self.engine.record(record)
         recorder = self.engine.recorder
         if recorder is not None and self.client_body is not None:
-            response = tap.json_body() if tap.status == 200 else None
+            answer = tap.json_body() if tap.status == 200 else None
             await recorder.write(ts=record.ts, path=self.dialect.path, headers=self.headers,
-                                 body=self.client_body, response=response)
+                                 body=self.client_body, response=answer)
 
     def _noting_context(self, contexts: dict[str, PluginContext]) -> Any:
         """Contexts for `on_response` that start from what the plugin noted so far.

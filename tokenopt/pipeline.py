@@ -188,7 +188,7 @@ class Pipeline:
     async def respond(self, response: ResponseView, context: PluginContextFactory) -> None:
         for plugin in self.responders:
             try:
-                await plugin.on_response(response, context(plugin.name))  # type: ignore[attr-defined]
+                await plugin.on_response(response, context(plugin.name))
             except Exception:
                 if self.strict:
                     raise

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import anyio
 import pytest
 
-from tokenopt.store import FallbackStore, MemoryStore, RedisStore, Store, open_store
 from tests.clock import FakeClock
+from tokenopt.store import FallbackStore, MemoryStore, RedisStore, Store, open_store
 
 pytestmark = pytest.mark.anyio
 

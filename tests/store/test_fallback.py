@@ -11,12 +11,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from tests.clock import FakeClock
 from tests.redis_server import RedisServer, free_port
 from tokenopt.exceptions import TokenOptError
 from tokenopt.store import FallbackStore, MemoryStore, RedisStore, StoreUnavailable
 from tokenopt.store.base import redact_url
 from tokenopt.store.redis import CONNECT_TIMEOUT, OPERATION_TIMEOUT
-from tests.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -32,11 +32,11 @@ from starlette.routing import Route
 
 from tokenopt.identity import tenant_of
 from tokenopt.sim.anthropic_messages import MessagesRoute
+from tokenopt.sim.bills import Bill
 from tokenopt.sim.cache import CacheModel, ProviderCache
 from tokenopt.sim.openai_chat import ChatRoute
 from tokenopt.sim.openai_responses import ResponsesRoute
 from tokenopt.sim.prompt import Prompt
-from tokenopt.sim.bills import Bill
 from tokenopt.sim.reply import Ask, Reply, plan_reply, seed_of
 from tokenopt.sim.script import RECORDED_HEADER, Script, scripted_reply
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, frame

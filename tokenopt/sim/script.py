@@ -85,36 +85,35 @@ def scripted_reply(
 
 def read_recorded(route: str, response: JSON) -> Recorded:
     """Tool calls, text and output spend of a recorded response in any of the three shapes."""
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    usage = _dict(response.get("usage"))
     if route == "/v1/messages":
         blocks = _dicts(response.get("content"))
         calls = tuple(ToolCall(str(b.get("name")), json.dumps(b.get("input", {})))
                       for b in blocks if b.get("type") == "tool_use")
         text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
-        details = usage.get("output_tokens_details") or {}
-        reasoning = details.get("thinking_tokens", 0) if isinstance(details, dict) else 0
-        return Recorded(calls, text, _int(usage.get("output_tokens")), _int(reasoning) or 0)
+        thinking = _dict(usage.get("output_tokens_details")).get("thinking_tokens")
+        return Recorded(calls, text, _int(usage.get("output_tokens")), _int(thinking) or 0)
     if route == "/v1/responses":
         items = _dicts(response.get("output"))
         calls = tuple(ToolCall(str(i.get("name")), str(i.get("arguments", "{}")))
                       for i in items if i.get("type") == "function_call")
         text = "".join(str(part.get("text", "")) for i in items if i.get("type") == "message"
                        for part in _dicts(i.get("content")))
-        details = usage.get("output_tokens_details") or {}
+        details = _dict(usage.get("output_tokens_details"))
     else:
         choices = _dicts(response.get("choices"))
-        message = choices[0].get("message", {}) if choices else {}
-        message = message if isinstance(message, dict) else {}
+        message = _dict(choices[0].get("message")) if choices else {}
         calls = tuple(
             ToolCall(str(f.get("name")), str(f.get("arguments", "{}")))
             for call in _dicts(message.get("tool_calls"))
             if isinstance(f := call.get("function"), dict)
         )
-        text = message.get("content") if isinstance(message.get("content"), str) else ""
-        details = usage.get("completion_tokens_details") or {}
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        details = _dict(usage.get("completion_tokens_details"))
         usage = {**usage, "output_tokens": usage.get("completion_tokens")}
-    reasoning = details.get("reasoning_tokens", 0) if isinstance(details, dict) else 0
-    return Recorded(calls, str(text), _int(usage.get("output_tokens")), _int(reasoning) or 0)
+    reasoning = _int(details.get("reasoning_tokens")) or 0
+    return Recorded(calls, text, _int(usage.get("output_tokens")), reasoning)
 
 
 def offered_tools(route: str, body: JSON) -> set[str]:
@@ -162,6 +161,10 @@ def _tool_name(tool: JSON) -> str | None:
     function = tool.get("function")
     name = function.get("name") if isinstance(function, dict) else tool.get("name")
     return name if isinstance(name, str) else None
+
+
+def _dict(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
 
 
 def _dicts(value: Any) -> list[JSON]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tokenopt.exceptions import PolicyRejected
 from tests.plugins.thinking.support import CHAT, MESSAGES, RESPONSES, run
+from tokenopt.exceptions import PolicyRejected
 
 MSGS = [{"role": "user", "content": "Classify: great product"}]
 UNCHANGED = None

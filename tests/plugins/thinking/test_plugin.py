@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from tests.plugins.thinking.support import CHAT, MESSAGES, context, plugin, run
 from tokenopt.dialects import OpenAIChatDialect, dialect_for
 from tokenopt.dialects.base import Usage
 from tokenopt.exceptions import ConfigError
 from tokenopt.pipeline import ResponseView, build_plugins
 from tokenopt.plugins.thinking import ThinkingPlugin
-from tests.plugins.thinking.support import CHAT, MESSAGES, context, plugin, run
 
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 8000, "messages": [],
         "thinking": {"type": "enabled", "budget_tokens": 6000}}

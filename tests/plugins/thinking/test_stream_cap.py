@@ -8,13 +8,13 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.plugins.thinking.support import CHAT, MESSAGES, RESPONSES, plugin
 from tokenopt._sse import SSEParser
 from tokenopt.asgi import TokenOptMiddleware
 from tokenopt.engine import Engine
 from tokenopt.records import ExchangeRecord
 from tokenopt.settings import Settings
 from tokenopt.types import Message
-from tests.plugins.thinking.support import CHAT, MESSAGES, RESPONSES, plugin
 
 WORDS = " ".join(["step"] * 40)  # about 40 tokens per delta
 

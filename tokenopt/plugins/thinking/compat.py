@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tokenopt.dialects.base import RequestView, as_dict
+from tokenopt.dialects.base import as_dict
 from tokenopt.plugins.thinking.decision import Change, Limits, Outcome
 from tokenopt.plugins.thinking.models import ModelCaps
 from tokenopt.plugins.thinking.settings import UpstreamKind

@@ -93,4 +93,4 @@ class ThinkingSettings(_Table):
 
 def rank(effort: str) -> int:
     """Position in the effort order; unknown names rank above every known one."""
-    return EFFORTS.index(effort) if effort in EFFORTS else len(EFFORTS)  # type: ignore[arg-type]
+    return EFFORTS.index(effort) if effort in EFFORTS else len(EFFORTS)
