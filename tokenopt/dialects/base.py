@@ -185,13 +185,22 @@ def pending_overrides(view: RequestView) -> dict[str, Any]:
     missing = object()
     return {
         key: value for key, value in view.body_overrides.items()
-        if view.body.get(key, missing) != value and not (value is None and key not in view.body)
+        if differs(view.body.get(key, missing), value) and not (value is None and key not in view.body)
     }
 
 
 def changed_fields(view: RequestView, original: Mapping[str, Any]) -> list[str]:
     """The view fields whose value differs from the one parsed from the original body."""
-    return [name for name in VIEW_FIELDS if getattr(view, name) != original[name]]
+    return [name for name in VIEW_FIELDS if differs(getattr(view, name), original[name])]
+
+
+def differs(a: Any, b: Any) -> bool:
+    """Unequal, or equal with members in another order: key order is bytes on the wire.
+
+    `==` ignores dict order, so a plugin that only re-orders keys (canonical
+    tool schemas) would otherwise never be written back.
+    """
+    return a != b or repr(a) != repr(b)
 
 
 def tool_unchanged(tool: Tool, parsed: Tool) -> bool:

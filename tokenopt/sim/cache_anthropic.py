@@ -18,34 +18,17 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections import OrderedDict
 
 import xxhash
 
+from tokenopt.provider_rules import ANTHROPIC_MAX_BREAKPOINTS, min_cacheable_tokens
 from tokenopt.sim.cache import CacheResult
 from tokenopt.sim.prompt import Prompt
 
 LOOKBACK_BLOCKS = 20
-MAX_BREAKPOINTS = 4
+MAX_BREAKPOINTS = ANTHROPIC_MAX_BREAKPOINTS
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-# Minimum cacheable prefix per model family. Where PROVIDER_SEMANTICS has both a
-# verified (early-2026 docs) and a second-hand later value, the verified one wins:
-# Sonnet 4.6 2048 (later reports say 1024), Opus 4.8 4096 (skills file, 2026-07).
-MIN_TOKENS = (
-    ("claude-opus-5*", 512), ("claude-fable-5*", 512), ("claude-mythos-5*", 512),
-    ("claude-opus-4-8*", 4096), ("claude-sonnet-5*", 1024), ("claude-opus-4-7*", 2048),
-    ("claude-opus-4-6*", 4096), ("claude-opus-4-5*", 4096), ("claude-haiku-4-5*", 4096),
-    ("claude-sonnet-4-6*", 2048), ("claude-3-5-haiku*", 2048), ("claude-3-haiku*", 2048),
-)
-DEFAULT_MIN_TOKENS = 1024  # Sonnet 4.5/4, Opus 4.1/4 and anything unknown
-
-
-def min_cacheable_tokens(model: str) -> int:
-    for pattern, tokens in MIN_TOKENS:
-        if fnmatch.fnmatchcase(model, pattern):
-            return tokens
-    return DEFAULT_MIN_TOKENS
 
 
 class AnthropicPromptCache:
