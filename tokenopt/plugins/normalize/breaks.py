@@ -84,7 +84,7 @@ def _tool_break(old: list[tuple[str, str, str]], new: list[tuple[str, str, str]]
         detail = ", ".join([*(f"+{n}" for n in added), *(f"-{n}" for n in removed)])
         return Break("tools", f"tool set changed ({detail})", 0)
     by_name = {n: (raw, canon) for n, raw, canon in old}
-    for index, (name, raw, canon) in enumerate(new):
+    for index, (name, _, canon) in enumerate(new):
         if by_name[name][1] != canon:
             return Break("tools", f"tool schema changed: {name}", index)
     if [n for n, _, _ in old] != [n for n, _, _ in new]:

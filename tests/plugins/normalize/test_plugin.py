@@ -1,0 +1,239 @@
+"""The `normalize` plugin through the real dialects: what it changes, and what it never does."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+
+from benchmarks.workload import as_route_tools, load_jsonl, tool_set
+from tokenopt.dialects import dialect_for
+from tokenopt.pipeline import PluginContext
+from tokenopt.plugins.normalize import NormalizePlugin, NormalizeSettings
+from tokenopt.plugins.normalize.breakpoints import choose_ttl
+from tokenopt.plugins.normalize.canonical import canonical_text
+from tokenopt.store import MemoryStore
+from tokenopt.tokens import TokenCounter
+
+pytestmark = pytest.mark.anyio
+TOOLS = tool_set(load_jsonl("tools.jsonl"), {"github-mcp-server"}, 30)
+SYSTEM = "You are a careful operations agent. Current time: 2026-11-23T10:15:00Z. Be concise."
+COUNTER = TokenCounter()
+
+
+class Harness:
+    """One plugin and one tenant's store, so conversations carry over between calls."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.plugin = NormalizePlugin(NormalizeSettings(**settings))
+        self.store = MemoryStore()
+
+    async def send(self, route: str, body: dict[str, Any], *, tenant: str = "t_a",
+                   conversation: str = "c1") -> tuple[dict[str, Any], dict[str, Any]]:
+        """The body tokenopt would forward, and the plugin's notes."""
+        dialect = dialect_for("POST", route)
+        assert dialect is not None
+        original = copy.deepcopy(body)
+        view = dialect.parse(body, tenant=tenant, headers={"x-tokenopt-conversation": conversation})
+        ctx = PluginContext(store=self.store.namespace(tenant), counter=COUNTER)
+        rendered = dialect.render(await self.plugin.on_request(view, ctx))
+        assert body == original  # the client's body is never edited in place
+        return (rendered if rendered is not None else body), ctx.notes
+
+
+def request(route: str, tools: list[dict[str, Any]], user: str = "List my open pull requests",
+            system: str = SYSTEM, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    messages = [*(history or []), {"role": "user", "content": user}]
+    if route == "/v1/messages":
+        return {"model": "claude-sonnet-4-5", "max_tokens": 512, "system": system,
+                "tools": as_route_tools(route, tools), "messages": messages}
+    if route == "/v1/responses":
+        return {"model": "gpt-5", "instructions": system, "tools": as_route_tools(route, tools),
+                "input": messages}
+    return {"model": "gpt-4.1", "tools": as_route_tools(route, tools),
+            "messages": [{"role": "system", "content": system}, *messages]}
+
+
+def without_markers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_markers(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [without_markers(v) for v in value]
+    return value
+
+
+def as_blocks(value: Any) -> Any:
+    """Text as the provider reads it: a string is the same as one text block."""
+    if isinstance(value, str):
+        return [{"type": "text", "text": value}]
+    if isinstance(value, list):
+        return [{**m, "content": as_blocks(m["content"])} if isinstance(m, dict) and "content" in m
+                else m for m in value]
+    return value
+
+
+def text_of(body: dict[str, Any]) -> str:
+    """Everything the model reads besides tools, in order, without cache markers."""
+    parts = [body.get("system"), body.get("instructions"), body.get("messages"), body.get("input")]
+    return json.dumps(without_markers([as_blocks(p) for p in parts if p is not None]),
+                      sort_keys=True)
+
+
+def shuffled(tools: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+
+    def keys(value: Any) -> Any:
+        if isinstance(value, dict):
+            items = list(value.items())
+            rng.shuffle(items)
+            return {k: keys(v) for k, v in items}
+        return [keys(v) for v in value] if isinstance(value, list) else value
+
+    out = [keys(t) for t in tools]
+    rng.shuffle(out)
+    return out
+
+
+ROUTES = ["/v1/chat/completions", "/v1/responses", "/v1/messages"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_the_model_gets_the_same_tools_and_text(route: str) -> None:
+    body = request(route, TOOLS)
+
+    sent, _ = await Harness().send(route, body)
+
+    assert sorted(canonical_text(without_markers(t)) for t in sent["tools"]) == sorted(
+        canonical_text(t) for t in body["tools"])
+    assert text_of(sent) == text_of(body)
+    modelled = ("tools", "system", "instructions", "messages", "input", "prompt_cache_key")
+    assert {k: v for k, v in sent.items() if k not in modelled} == {
+        k: v for k, v in body.items() if k not in modelled}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_the_same_tool_set_is_sent_as_the_same_bytes(route: str) -> None:
+    harness = Harness(breakpoints=False)
+    first, _ = await harness.send(route, request(route, TOOLS), conversation="a")
+    second, _ = await harness.send(route, request(route, shuffled(TOOLS, 3)), conversation="b")
+
+    assert json.dumps(first["tools"]) == json.dumps(second["tools"])
+    assert [_name(t) for t in first["tools"]] == sorted(_name(t) for t in first["tools"])
+
+
+def _name(tool: dict[str, Any]) -> str:
+    return str(tool.get("name") or tool["function"]["name"])
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_volatile_spans_move_verbatim_into_a_labelled_note(route: str) -> None:
+    sent, notes = await Harness(relocate_volatile=True).send(route, request(route, TOOLS))
+
+    assert "2026-11-23T10:15:00Z" not in json.dumps(sent.get("system") or sent.get("instructions")
+                                                    or sent["messages"][0])
+    assert notes["volatile_moved"] == [{"label": "ts1", "kind": "timestamp"}]
+    newest = (sent.get("messages") or sent["input"])[-1]
+    assert newest["content"][0]["text"] == "List my open pull requests"  # the client's text, first
+    assert newest["content"][-1]["text"] == (
+        "(Values referenced in the system prompt: [ts1] = 2026-11-23T10:15:00Z)")
+    system = sent.get("system") or sent.get("instructions") or sent["messages"][0]["content"]
+    assert "Current time: [ts1]." in json.dumps(system)
+
+
+async def test_relocation_is_off_by_default() -> None:
+    sent, notes = await Harness().send("/v1/chat/completions", request("/v1/chat/completions", TOOLS))
+    assert "volatile_moved" not in notes
+    assert sent["messages"][0]["content"] == SYSTEM
+
+
+async def test_openai_requests_sharing_a_prefix_share_a_derived_cache_key() -> None:
+    harness = Harness()
+    route = "/v1/chat/completions"
+    _, first = await harness.send(route, request(route, TOOLS), conversation="a")
+    _, again = await harness.send(route, request(route, shuffled(TOOLS, 9), "Other question"),
+                                  conversation="b")
+    _, other_tenant = await harness.send(route, request(route, TOOLS), tenant="t_b")
+    given, notes = await harness.send(route, {**request(route, TOOLS), "prompt_cache_key": "mine"})
+
+    assert first["prompt_cache_key"] == again["prompt_cache_key"]
+    assert first["prompt_cache_key"] != other_tenant["prompt_cache_key"]
+    assert given["prompt_cache_key"] == "mine" and "prompt_cache_key" not in notes
+
+
+def markers(body: dict[str, Any]) -> list[str]:
+    found = [f"tool:{t['name']}" for t in body["tools"] if "cache_control" in t]
+    system = body["system"] if isinstance(body["system"], list) else []
+    found += ["system" for block in system if "cache_control" in block]
+    for i, message in enumerate(body["messages"]):
+        content = message["content"] if isinstance(message["content"], list) else []
+        found += [f"message:{i}" for block in content if "cache_control" in block]
+    return found
+
+
+async def test_anthropic_breakpoints_end_tools_system_and_conversation() -> None:
+    route = "/v1/messages"
+    sent, notes = await Harness().send(route, request(route, TOOLS))
+
+    last_tool = sorted(t["name"] for t in TOOLS)[-1]
+    assert markers(sent) == [f"tool:{last_tool}", "system", "message:0"]
+    assert notes["breakpoints"]["ttl"] == "5m"
+
+
+async def test_breakpoints_respect_the_minimum_and_the_limit_of_four() -> None:
+    route = "/v1/messages"
+    short, notes = await Harness().send(route, request(route, TOOLS[:1], system="Be brief."))
+    assert markers(short) == [] and notes["breakpoints"]["placed"] == []
+
+    body = request(route, TOOLS, history=[
+        {"role": "user", "content": [{"type": "text", "text": f"q{i}",
+                                      "cache_control": {"type": "ephemeral"}}]}
+        for i in range(3)])
+    limited, _ = await Harness().send(route, body)
+    assert len(markers(limited)) == 4  # 3 of the client's + 1 of ours
+
+
+async def test_a_first_request_without_tools_or_history_gets_no_breakpoint() -> None:
+    route = "/v1/messages"
+    body = {**request(route, [], system=SYSTEM * 200), "tools": []}
+    del body["tools"]
+    sent, _ = await Harness().send(route, body)
+    assert isinstance(sent["system"], str)  # nothing was placed: no reuse expected yet
+
+
+@pytest.mark.parametrize(("gap", "ttl"), [(None, "5m"), (30.0, "5m"), (299.0, "5m"),
+                                          (420.0, "1h"), (3000.0, "1h"), (4000.0, "5m")])
+def test_one_hour_ttl_only_when_the_cadence_makes_it_cheaper(gap: float | None, ttl: str) -> None:
+    assert choose_ttl(gap) == ttl
+
+
+async def test_the_break_detector_names_the_first_change() -> None:
+    route = "/v1/chat/completions"
+    harness = Harness()
+    base = request(route, TOOLS)
+
+    async def after_base(variant: dict[str, Any], conversation: str) -> dict[str, Any]:
+        await harness.send(route, base, conversation=conversation)
+        _, notes = await harness.send(route, variant, conversation=conversation)
+        return notes
+
+    reordered = await after_base({**base, "tools": base["tools"][::-1]}, "order")
+    keyed = await after_base({**base, "tools": [shuffled([base["tools"][0]], 1)[0],
+                                                *base["tools"][1:]]}, "keys")
+    system = await after_base(request(route, TOOLS, system=SYSTEM.replace("10:15", "10:16")),
+                              "system")
+    grown = {**base, "messages": [*base["messages"], {"role": "assistant", "content": "Done."}]}
+    appended = await after_base(grown, "grown")
+    edited = copy.deepcopy(grown)
+    edited["messages"][1]["content"] = "List my closed pull requests"
+    message = await after_base(edited, "edited")
+
+    assert reordered["cache_break"]["cause"] == "tool order changed"
+    assert keyed["cache_break"]["cause"].startswith("tool schema re-serialised (key order)")
+    assert system["cache_break"]["cause"] == f"system text changed at character {SYSTEM.index('15:00') + 1}"
+    assert "cache_break" not in appended  # a growing conversation is not a break
+    assert message["cache_break"]["cause"] == "message 0 edited"
+    assert all(n["cache_break"]["tokens_lost"] > 0 for n in (reordered, keyed, system, message))
+    assert reordered["cache_break"]["tokens_lost"] > system["cache_break"]["tokens_lost"]
