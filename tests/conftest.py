@@ -56,3 +56,15 @@ def make_redis_server() -> Iterator[Callable[..., RedisServer]]:
 
 
 # --- end store ----------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_in_a_temporary_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default ledger lives in the user's data dir: keep tests out of the real one."""
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous

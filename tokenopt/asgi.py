@@ -89,6 +89,7 @@ class Exchange:
         )
         self.view: RequestView | None = None
         self.client_body: JSON | None = None
+        self.client_view: RequestView | None = None
         self.editors: list[tuple[str, StreamEditor]] = []
 
     async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
@@ -150,7 +151,7 @@ class Exchange:
             if not isinstance(parsed, dict):
                 raise DialectError("the body is not a JSON object")
             self.view = view = self.dialect.parse(parsed, tenant=self.tenant, headers=self.headers)
-            self.client_body = parsed
+            self.client_body, self.client_view = parsed, view
         except (ValueError, DialectError) as exc:
             # Not ours to judge: the upstream answers malformed requests in its own words.
             logger.debug("forwarding an unreadable %s body as is: %s", self.dialect.name, exc)
@@ -227,6 +228,12 @@ class Exchange:
         usage, complete = tap.result()
         record = self.record
         record.status, record.usage, record.complete = tap.status, usage, complete
+        if self.client_view is not None:
+            count = self.engine.counter.count
+            record.tokens_before = segment_tokens(self.client_view, count)
+            changed = self.view is not None and self.view is not self.client_view
+            record.tokens_after = (segment_tokens(self.view, count) if changed and self.view
+                                   else dict(record.tokens_before))
         for name, editor in self.editors:
             if editor.notes:
                 record.plugin_notes[name] = {**record.plugin_notes.get(name, {}), **editor.notes}
@@ -368,6 +375,16 @@ class ResponseTap:
 def _edit(editor: StreamEditor, event: SSEEvent) -> list[SSEEvent]:
     # An editor that has ended the stream sees nothing more.
     return [] if editor.ended else editor.feed(event)
+
+
+def segment_tokens(view: RequestView, count: Any) -> dict[str, int]:
+    """Tokens of a request by segment, the way providers lay out the prompt."""
+    model = view.model
+    return {
+        "tools": sum(count(json.dumps(t.raw, ensure_ascii=False), model) for t in view.tools),
+        "system": sum(count(part.text, model) for part in view.system),
+        "messages": sum(count(json.dumps(m, ensure_ascii=False), model) for m in view.messages),
+    }
 
 
 def _replay(body: bytes, receive: Receive, cut: anyio.Event | None = None) -> Receive:

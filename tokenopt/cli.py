@@ -76,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
     replay.add_argument("--json", action="store_true", help="one JSON object on stdout")
     replay.set_defaults(run=_replay)
+
+    report = commands.add_parser("report", help="before/after savings from the ledger")
+    report.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    report.add_argument("--since", help="start: 2026-11-01, 2026-11-01T12:00, or an age like 24h, 7d")
+    report.add_argument("--until", help="end, in the same forms")
+    report.add_argument("--group-by", default="model", choices=["model", "route", "tenant", "plugin"])
+    report.add_argument("--format", default="table", choices=["table", "md", "json", "html"])
+    report.add_argument("--out", help="write to FILE instead of stdout")
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -147,6 +156,35 @@ def _replay(args: argparse.Namespace) -> int:
     report = asyncio.run(compare(load_lines(args.traffic), Settings.load(args.config)))
     (dump_json if args.json else render_table)(report, sys.stdout)
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tokenopt.report import parse_time
+
+    settings = Settings.load(args.config)
+    text = asyncio.run(_report_text(settings, parse_time(args.since), parse_time(args.until),
+                                    args.group_by, args.format))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+async def _report_text(settings: Settings, since: float | None, until: float | None,
+                       group_by: str, fmt: str) -> str:
+    from tokenopt.ledger import open_ledger
+    from tokenopt.report import render, report_from
+    from tokenopt.store import open_store
+
+    store = open_store(settings.store.redis_url, key_prefix=settings.store.key_prefix)
+    ledger = open_ledger(settings, store)
+    try:
+        return render(await report_from(ledger, since=since, until=until, group_by=group_by), fmt)
+    finally:
+        await ledger.aclose()
+        await store.aclose()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any
 
 from tokenopt.dialects import dialect_for
 from tokenopt.dialects.base import Dialect
+from tokenopt.ledger import LedgerSink, open_ledger
 from tokenopt.pipeline import (
     Pipeline,
     Plugin,
@@ -18,6 +19,7 @@ from tokenopt.pipeline import (
     discover,
 )
 from tokenopt.recording import TrafficRecorder
+from tokenopt.pricing import PriceBook
 from tokenopt.records import ExchangeRecord, RecentRecords, RecordSink
 from tokenopt.settings import Settings
 from tokenopt.store import Store, open_store
@@ -51,7 +53,10 @@ class Engine:
         )
         self.counter = counter if counter is not None else TokenCounter()
         self.recent = RecentRecords()
-        self.sinks: tuple[RecordSink, ...] = (self.recent, *sinks)
+        self.ledger = open_ledger(settings, self.store) if settings.ledger.enabled else None
+        self.prices = PriceBook.load(settings.pricing.overrides)
+        ledger_sinks = (LedgerSink(self.ledger, self.prices),) if self.ledger is not None else ()
+        self.sinks: tuple[RecordSink, ...] = (self.recent, *ledger_sinks, *sinks)
         self.max_body_bytes = settings.limits.max_body_bytes
         self.recorder = TrafficRecorder(settings.record.path) if settings.record.path else None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,6 +102,8 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.drain()
+        if self.ledger is not None:
+            await self.ledger.aclose()
         await self.store.aclose()
         if self.recorder is not None:
             self.recorder.close()

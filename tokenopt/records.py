@@ -38,6 +38,10 @@ class ExchangeRecord:
     error: str | None = None
     added_latency_ms: float = 0.0
     duration_ms: float = 0.0
+    # Tokens per segment (tools, system, messages) as the client sent the request
+    # and as it was forwarded; counted off the request path.
+    tokens_before: dict[str, int] = field(default_factory=dict)
+    tokens_after: dict[str, int] = field(default_factory=dict)
 
 
 class RecordSink(Protocol):

@@ -48,7 +48,12 @@ class StoreSettings(_Section):
 
 
 class LedgerSettings(_Section):
+    """Where exchange records are kept: SQLite at `path` (default: the user data dir),
+    or Redis when `[store] redis_url` is set, so replicas report as one."""
+
+    enabled: bool = True
     path: str | None = None
+    retention_days: int = Field(default=90, ge=1)
 
 
 class AdminSettings(_Section):

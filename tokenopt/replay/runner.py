@@ -81,6 +81,11 @@ async def run(
     engine: Engine | None = None
     sink = _Collect()
     if settings is not None:
+        # A what-if run: nothing goes to the real ledger or the traffic recording.
+        settings = settings.model_copy(update={
+            "ledger": settings.ledger.model_copy(update={"enabled": False}),
+            "record": settings.record.model_copy(update={"path": None}),
+        })
         if plugins is None:
             engine = Engine.from_settings(settings, store=MemoryStore(), counter=counter,
                                           sinks=[sink])

@@ -1,0 +1,111 @@
+"""One ledger entry per LLM exchange: flat, priced, and free of secrets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tokenopt.dialects.base import Usage
+from tokenopt.pricing import PriceBook
+from tokenopt.records import ExchangeRecord
+
+SEGMENTS = ("tools", "system", "messages")
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """What one request cost, before and after tokenopt.
+
+    Token figures are what the upstream reported for the forwarded request
+    (`input_tokens` is the whole prompt). `tokens_before`/`tokens_after` are
+    tokenopt's own counts per segment. `cost_usd_before` prices the request as
+    the client sent it: its token count, and the cache reads it would have had,
+    which are the reported ones minus what the client's own cache break cost
+    (the `normalize` detector's finding), or none on Anthropic when the client
+    set no breakpoint and tokenopt placed them. `tokenopt replay` gives the exact
+    counterfactual on recorded traffic; this is the live estimate.
+    """
+
+    ts: float
+    tenant: str
+    route: str
+    model: str | None
+    conversation: str | None
+    stream: bool
+    status: int
+    complete: bool
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    tokens_before: dict[str, int] = field(default_factory=dict)
+    tokens_after: dict[str, int] = field(default_factory=dict)
+    tokens_saved: int = 0
+    cached_tokens_predicted: int | None = None
+    cost_usd_before: float = 0.0
+    cost_usd_after: float = 0.0
+    reasoning_cost_usd: float = 0.0
+    priced: bool = False
+    added_latency_ms: float = 0.0
+    fail_open: str | None = None
+    error: str | None = None
+    cache_break: str | None = None
+    search_detours: int = 0
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def usage_reported(self) -> bool:
+        return self.input_tokens > 0 or self.output_tokens > 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LedgerEntry:
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
+    """Price a record; `usage` absent (errors, unknown shapes) means zero tokens billed."""
+    usage = record.usage or Usage()
+    provider = "anthropic" if record.route == "/v1/messages" else "openai"
+    after = prices.cost(record.model, usage, provider=provider)
+    before_total = sum(record.tokens_before.values())
+    after_total = sum(record.tokens_after.values())
+    cache_break = record.plugin_notes.get("normalize", {}).get("cache_break", {})
+    lost = int(cache_break.get("tokens_lost", 0)) if isinstance(cache_break, dict) else 0
+    scale = before_total / after_total if after_total else 1.0
+    before_input = round(usage.input_tokens * scale)
+    before_cached = max(0, min(usage.cached_input_tokens - lost, before_input))
+    placed = record.plugin_notes.get("normalize", {}).get("breakpoints", {})
+    if isinstance(placed, dict) and placed.get("placed") and not placed.get("client_breakpoints"):
+        before_cached = 0  # without any cache_control, Anthropic caches nothing
+    before_usage = Usage(
+        input_tokens=before_input, cached_input_tokens=before_cached,
+        cache_write_tokens=0, output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+    )
+    before = prices.cost(record.model, before_usage, provider=provider)
+    reasoning = prices.cost(record.model, Usage(output_tokens=usage.reasoning_tokens),
+                            provider=provider)
+    return LedgerEntry(
+        ts=record.ts, tenant=record.tenant, route=record.route, model=record.model,
+        conversation=record.conversation, stream=record.stream, status=record.status,
+        complete=record.complete,
+        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens, output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        tokens_before=dict(record.tokens_before), tokens_after=dict(record.tokens_after),
+        tokens_saved=max(0, before_total - after_total),
+        cost_usd_before=round(before.total_usd, 8), cost_usd_after=round(after.total_usd, 8),
+        reasoning_cost_usd=round(reasoning.output_usd, 8), priced=after.priced,
+        added_latency_ms=round(record.added_latency_ms, 3),
+        fail_open=record.fail_open, error=record.error,
+        cache_break=cache_break.get("cause") if isinstance(cache_break, dict) else None,
+        search_detours=int(record.plugin_notes.get("tools", {}).get("search_detours", 0)),
+        plugins=record.plugin_notes,
+    )
