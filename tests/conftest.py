@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.integration.support import Sidecar, Sim, running_sidecar, running_sim
 from tests.redis_server import RedisServer
 
 # --- store: async backend and Redis servers ---------------------------------
@@ -68,3 +69,18 @@ def _ledger_in_a_temporary_data_dir(tmp_path_factory: pytest.TempPathFactory) ->
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = previous
+
+
+# --- servers on loopback: the simulator as upstream, a sidecar in front of it -----------------
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    with running_sim() as server:
+        yield server
+
+
+@pytest.fixture
+def sidecar(sim: Sim) -> Iterator[Sidecar]:
+    with running_sidecar(sim.url) as server:
+        yield server

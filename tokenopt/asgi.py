@@ -37,19 +37,26 @@ class TokenOptMiddleware:
         app: the ASGI app that serves or proxies LLM requests.
         engine: a ready engine; built from `settings` (or the default settings) if absent.
         settings: settings to build the engine from when no engine is given.
+        metrics_path: serve Prometheus metrics at this path (e.g. "/metrics"); off when None.
     """
 
     def __init__(
-        self, app: ASGIApp, *, engine: Engine | None = None, settings: Settings | None = None
+        self, app: ASGIApp, *, engine: Engine | None = None, settings: Settings | None = None,
+        metrics_path: str | None = None,
     ) -> None:
         self.app = app
         self.engine = engine if engine is not None else Engine.from_settings(
             settings if settings is not None else Settings.load()
         )
+        self.metrics_path = metrics_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
+        if self.metrics_path is not None and scope["type"] == "http" \
+                and scope["path"] == self.metrics_path and scope["method"] == "GET":
+            await self.engine.metrics.asgi(scope, receive, send)
             return
         dialect = self.engine.dialect_for(scope)
         if dialect is None:

@@ -10,6 +10,7 @@ from typing import Any
 from tokenopt.dialects import dialect_for
 from tokenopt.dialects.base import Dialect
 from tokenopt.ledger import LedgerSink, open_ledger
+from tokenopt.metrics import Metrics
 from tokenopt.pipeline import (
     Pipeline,
     Plugin,
@@ -18,8 +19,8 @@ from tokenopt.pipeline import (
     build_plugins,
     discover,
 )
-from tokenopt.recording import TrafficRecorder
 from tokenopt.pricing import PriceBook
+from tokenopt.recording import TrafficRecorder
 from tokenopt.records import ExchangeRecord, RecentRecords, RecordSink
 from tokenopt.settings import Settings
 from tokenopt.store import Store, open_store
@@ -56,7 +57,8 @@ class Engine:
         self.ledger = open_ledger(settings, self.store) if settings.ledger.enabled else None
         self.prices = PriceBook.load(settings.pricing.overrides)
         ledger_sinks = (LedgerSink(self.ledger, self.prices),) if self.ledger is not None else ()
-        self.sinks: tuple[RecordSink, ...] = (self.recent, *ledger_sinks, *sinks)
+        self.metrics = Metrics(self.prices)
+        self.sinks: tuple[RecordSink, ...] = (self.recent, self.metrics, *ledger_sinks, *sinks)
         self.max_body_bytes = settings.limits.max_body_bytes
         self.recorder = TrafficRecorder(settings.record.path) if settings.record.path else None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -8,6 +8,7 @@ into 502/504 answers in the client's dialect.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -61,6 +62,12 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "plugins": [p.name for p in engine.pipeline.plugins]})
 
+    async def metrics(request: Request) -> Response:
+        return Response(engine.metrics.exposition(), media_type=engine.metrics.content_type)
+
+    async def live_report(request: Request) -> Response:
+        return await _live_report(request, engine, settings.admin.token)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -73,12 +80,45 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/tokenopt/report", live_report, methods=["GET"]),
             Mount("", app=TokenOptMiddleware(forwarder, engine=engine)),
         ],
         lifespan=lifespan,
     )
     app.state.engine = engine
     return app
+
+
+def _admin_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "admin_error", "code": status}},
+                        status_code=status)
+
+
+async def _live_report(request: Request, engine: Engine, token: str | None) -> Response:
+    """`GET /tokenopt/report?format=json|html[&since=24h&group_by=model]`, admin token only."""
+    from tokenopt.report import parse_time, render, report_from
+
+    if not token or engine.ledger is None:
+        return _admin_error(404, "the live report is off: set [admin] token (and keep the ledger on)")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if not given:
+        return _admin_error(401, "send the admin token as 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return _admin_error(403, "wrong admin token")
+    fmt = request.query_params.get("format", "json")
+    group_by = request.query_params.get("group_by", "model")
+    if fmt not in ("json", "html") or group_by not in ("model", "route", "tenant", "plugin"):
+        return _admin_error(400, "format is json or html; group_by is model, route, tenant or plugin")
+    try:
+        since = parse_time(request.query_params.get("since"))
+        until = parse_time(request.query_params.get("until"))
+    except ConfigError as exc:
+        return _admin_error(400, str(exc))
+    report = await report_from(engine.ledger, since=since, until=until, group_by=group_by)
+    media = "text/html; charset=utf-8" if fmt == "html" else "application/json"
+    return Response(render(report, fmt), media_type=media)
 
 
 def new_client(upstream: UpstreamSettings) -> httpx.AsyncClient:
