@@ -15,14 +15,11 @@ Agent conversations from ../shared/data, sent the way real clients often do:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from benchmarks.results import run_benchmark
 from benchmarks.workload import conversation, load_jsonl, tool_set
 from tokenopt.pricing import PriceBook
 from tokenopt.replay import TrafficLine, run
@@ -30,7 +27,6 @@ from tokenopt.replay.summary import RunSummary
 from tokenopt.settings import Settings
 from tokenopt.tokens import TokenCounter
 
-RESULTS = Path(__file__).parent / "results" / "prefix_cache.json"
 PROVIDERS = {"openai": ("/v1/chat/completions", "/v1/responses"), "anthropic": ("/v1/messages",)}
 CONFIG = {"normalize": {"relocate_volatile": True}}
 
@@ -126,15 +122,5 @@ async def measure() -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    result = asyncio.run(measure())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, "prefix_cache", __doc__)

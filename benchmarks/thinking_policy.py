@@ -14,12 +14,9 @@ effort (or a quarter of an Anthropic budget) and answers 24 visible tokens.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
+from benchmarks.results import run_benchmark
 from benchmarks.workload import conversation, load_jsonl, tool_set
 from tokenopt.pricing import PriceBook
 from tokenopt.replay import TrafficLine, run
@@ -27,7 +24,6 @@ from tokenopt.replay.summary import RunSummary
 from tokenopt.settings import Settings
 from tokenopt.tokens import TokenCounter
 
-RESULTS = Path(__file__).parent / "results" / "thinking_policy.json"
 POLICIES = {
     name: {"rules": [{"name": name, "match": {"task": "classification"}, "max_thinking_tokens": 1024,
                       "max_output_tokens": output, "mode": "clamp"}]}
@@ -90,15 +86,5 @@ async def measure() -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    result = asyncio.run(measure())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark(measure, "thinking_policy", __doc__)

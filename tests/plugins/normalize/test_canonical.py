@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.prefix_cache import shuffled_keys
 from benchmarks.workload import load_jsonl
 from tokenopt.dialects.base import Tool
 from tokenopt.plugins.normalize.canonical import canonical, canonical_text, canonical_tools
@@ -26,16 +27,6 @@ def tool(raw: dict[str, Any]) -> Tool:
     return Tool(str(raw.get("name")), raw.get("description"), raw.get("input_schema"), raw)
 
 
-def reordered(value: Any, rng: random.Random) -> Any:
-    if isinstance(value, dict):
-        keys = list(value)
-        rng.shuffle(keys)
-        return {key: reordered(value[key], rng) for key in keys}
-    if isinstance(value, list):
-        return [reordered(item, rng) for item in value]
-    return value
-
-
 @given(JSON_VALUES)
 def test_canonical_is_idempotent_and_keeps_meaning(value: Any) -> None:
     once = canonical(value)
@@ -50,7 +41,7 @@ def test_canonical_is_idempotent_and_keeps_meaning(value: Any) -> None:
 def test_a_tool_set_gives_the_same_bytes_in_any_order_and_key_order(
     tools: list[dict[str, Any]], rng: random.Random
 ) -> None:
-    shuffled = [reordered(t, rng) for t in tools]
+    shuffled = [shuffled_keys(t, rng) for t in tools]
     rng.shuffle(shuffled)
 
     first = canonical_tools([tool(t) for t in tools])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.prefix_cache import shuffled_keys
 from benchmarks.workload import as_route_tools, load_jsonl, tool_set
 from tokenopt.dialects import dialect_for
 from tokenopt.pipeline import PluginContext
@@ -83,16 +84,9 @@ def text_of(body: dict[str, Any]) -> str:
 
 
 def shuffled(tools: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The tools in another order, each with its keys in another order."""
     rng = random.Random(seed)
-
-    def keys(value: Any) -> Any:
-        if isinstance(value, dict):
-            items = list(value.items())
-            rng.shuffle(items)
-            return {k: keys(v) for k, v in items}
-        return [keys(v) for v in value] if isinstance(value, list) else value
-
-    out = [keys(t) for t in tools]
+    out = [shuffled_keys(t, rng) for t in tools]
     rng.shuffle(out)
     return out
 
