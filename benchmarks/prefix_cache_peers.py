@@ -187,7 +187,7 @@ def main() -> None:
                 result["providers"][provider][peer] = asyncio.run(replayed(mine, prices))
     for provider in result["providers"].values():
         base = provider["baseline"]["input_cost_usd"]
-        for name, run_figures in provider.items():
+        for run_figures in provider.values():
             if isinstance(run_figures, dict) and "input_cost_usd" in run_figures and base:
                 run_figures["input_cost_reduction"] = round(1 - run_figures["input_cost_usd"] / base, 4)
     args.out.parent.mkdir(parents=True, exist_ok=True)
