@@ -22,6 +22,7 @@ from tokenopt.identity import tenant_of
 from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.records import ExchangeRecord
 from tokenopt.settings import Settings
+from tokenopt.stream_assembly import Assembler, assembler_for
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("tokenopt.asgi")
@@ -121,7 +122,8 @@ class Exchange:
             return
         self.record.added_latency_ms = (time.perf_counter() - ready) * 1000
         self.record.body_bytes_before, self.record.body_bytes_after = len(body), len(forwarded)
-        tap = ResponseTap(self.dialect, send, strip_usage=strip_usage, editors=self.editors)
+        tap = ResponseTap(self.dialect, send, strip_usage=strip_usage, editors=self.editors,
+                          assemble=self.engine.recorder is not None)
         replayed = _replay(forwarded, receive, tap.cut if self.editors else None)
         try:
             await app(self._forward_scope(len(forwarded)), replayed, tap.send)
@@ -254,7 +256,7 @@ class Exchange:
         await self.engine.record(record)
         recorder = self.engine.recorder
         if recorder is not None and self.client_body is not None:
-            answer = tap.json_body() if tap.status == 200 else None
+            answer = (tap.json_body() or tap.assembled()) if tap.status == 200 else None
             await recorder.write(ts=record.ts, path=self.dialect.path, headers=self.headers,
                                  body=self.client_body, response=answer)
 
@@ -286,9 +288,11 @@ class ResponseTap:
 
     def __init__(
         self, dialect: Dialect, send: Send, *, strip_usage: bool,
-        editors: list[tuple[str, StreamEditor]] | None = None,
+        editors: list[tuple[str, StreamEditor]] | None = None, assemble: bool = False,
     ) -> None:
         self.dialect = dialect
+        self.assemble = assemble
+        self.assembler: Assembler | None = None
         self._send = send
         self.strip_usage = strip_usage
         self.editors = [editor for _, editor in editors or []]
@@ -320,6 +324,8 @@ class ResponseTap:
         if kind == b"text/event-stream":
             self.mode = "sse"
             self.events = self.dialect.usage_tap(strip_usage_event=self.strip_usage)
+            if self.assemble:
+                self.assembler = assembler_for(self.dialect.path)
             if self.strip_usage or self.editors:  # the body will differ from what was announced
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
                 return {**message, "headers": kept}
@@ -333,6 +339,9 @@ class ResponseTap:
         self.ended = not more
         if self.mode == "sse" and self.events is not None:
             events = self.parser.feed(chunk)
+            if self.assembler is not None:
+                for event in events:
+                    self.assembler.feed(event)
             if self.editors:
                 return self._edited(events, more)
             if not self.strip_usage:
@@ -367,6 +376,12 @@ class ResponseTap:
             body = self.json_body()
             return (self.dialect.usage_from_json(body) if body is not None else None), True
         return None, self.ended
+
+    def assembled(self) -> JSON | None:
+        """A streamed answer rebuilt as the JSON body it stands for (when assembling)."""
+        if self.assembler is None or not self.ended:
+            return None
+        return self.assembler.result()
 
     def json_body(self) -> JSON | None:
         """The JSON object the response carried, when it was one and not too large to keep."""
