@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable, Mapping
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from tokenopt.dialects import dialect_for
@@ -46,7 +47,9 @@ class Engine:
         store: Store | None = None,
         counter: TokenCounter | None = None,
         sinks: Iterable[RecordSink] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.settings = settings
         self.pipeline = Pipeline(plugins, strict=settings.pipeline.strict)
         self.store = store if store is not None else open_store(
@@ -80,7 +83,8 @@ class Engine:
 
     def context_for(self, tenant: str) -> PluginContextFactory:
         store = self.store.namespace(tenant)
-        return lambda plugin: PluginContext(store=store.namespace(plugin), counter=self.counter)
+        return lambda plugin: PluginContext(store=store.namespace(plugin), counter=self.counter,
+                                            clock=self.clock)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work after the response, keeping a reference so it is neither lost nor orphaned."""

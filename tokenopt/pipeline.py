@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -33,13 +34,15 @@ class PluginContext:
     """What a plugin may use: the tenant's store, the token counter, and a notes dict.
 
     `notes` is what the plugin reports it did (tokens removed, breakpoints
-    placed, ...); it lands in the exchange record. New fields can be added here
-    without breaking any plugin.
+    placed, ...); it lands in the exchange record. `clock` is the time to
+    reason with (wall time live, the recorded time in a replay). New fields
+    can be added here without breaking any plugin.
     """
 
     store: Store
     counter: TokenCounter
     notes: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
 
 
 @dataclass(slots=True)

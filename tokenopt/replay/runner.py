@@ -87,11 +87,11 @@ async def run(
             "record": settings.record.model_copy(update={"path": None}),
         })
         if plugins is None:
-            engine = Engine.from_settings(settings, store=MemoryStore(), counter=counter,
-                                          sinks=[sink])
+            engine = Engine.from_settings(settings, store=MemoryStore(clock=clock), counter=counter,
+                                          sinks=[sink], clock=clock)
         else:
-            engine = Engine(settings, plugins=plugins, store=MemoryStore(), counter=counter,
-                            sinks=[sink])
+            engine = Engine(settings, plugins=plugins, store=MemoryStore(clock=clock), counter=counter,
+                            sinks=[sink], clock=clock)
         app = TokenOptMiddleware(sim, engine=engine)
     result = RunResult(bills=[], lines=0)
     transport = httpx.ASGITransport(app=app)

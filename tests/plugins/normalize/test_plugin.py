@@ -231,3 +231,24 @@ async def test_the_break_detector_names_the_first_change() -> None:
     assert message["cache_break"]["cause"] == "message 0 edited"
     assert all(n["cache_break"]["tokens_lost"] > 0 for n in (reordered, keyed, system, message))
     assert reordered["cache_break"]["tokens_lost"] > system["cache_break"]["tokens_lost"]
+
+
+async def test_the_ttl_follows_the_conversations_cadence_on_the_contexts_clock() -> None:
+    from tests.clock import FakeClock
+
+    clock = FakeClock()
+    plugin = NormalizePlugin(NormalizeSettings())
+    store = MemoryStore(clock=clock)
+    route = "/v1/messages"
+    dialect = dialect_for("POST", route)
+    assert dialect is not None
+
+    async def ttl_after(seconds: float) -> str:
+        clock.advance(seconds)
+        view = dialect.parse(request(route, TOOLS), tenant="t_a", headers={})
+        ctx = PluginContext(store=store.namespace("t_a"), counter=COUNTER, clock=clock)
+        await plugin.on_request(view, ctx)
+        return str(ctx.notes["breakpoints"]["ttl"])
+
+    # First turn: no cadence yet. Ten minutes later: a 5-minute entry would have expired.
+    assert [await ttl_after(0), await ttl_after(600), await ttl_after(60)] == ["5m", "1h", "5m"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from typing import Any, ClassVar
 
 from tokenopt.dialects.base import RequestView, TextPart, Tool
@@ -76,9 +75,8 @@ class NormalizePlugin:
         return state if isinstance(state, dict) else {}
 
     async def _remember(self, view: RequestView, ctx: PluginContext, state: dict[str, Any]) -> None:
-        now = time.time()
-        state = {**state, "turns": int(state.get("turns", 0)) + 1, "last_ts": now,
-                 "gap": now - state["last_ts"] if "last_ts" in state else None}
+        now = ctx.clock()
+        state = {**state, "turns": int(state.get("turns", 0)) + 1, "last_ts": now}
         await ctx.store.set(f"conv:{view.conversation}", json.dumps(state).encode(),
                             ttl=self.settings.conversation_ttl_seconds)
 
@@ -149,8 +147,10 @@ class NormalizePlugin:
             self.settings.expect_tool_loop and bool(view.tools))
         existing = count_markers(view.body)
         room = MAX_BREAKPOINTS - existing
+        # The gap just observed predicts the next one: it decides how long an entry must live.
+        gap = ctx.clock() - state["last_ts"] if isinstance(state.get("last_ts"), (int, float)) else None
         ttl = self.settings.ttl if self.settings.ttl != "auto" else (
-            "5m" if existing else choose_ttl(state.get("gap")))
+            "5m" if existing else choose_ttl(gap))
         wants = Plan(
             history=continuing and bool(history_messages) and history >= minimum,
             system=(seen or continuing) and bool(view.system) and system >= minimum,
@@ -175,7 +175,6 @@ class NormalizePlugin:
             view = _mark_last_tool(view, ttl)
             placed.append("tools")
         if placed:
-            gap = state.get("gap")
             ctx.notes["breakpoints"] = {
                 "placed": placed, "ttl": ttl, "client_breakpoints": existing,
                 "ttl_reason": "client breakpoints present" if existing and self.settings.ttl == "auto"
