@@ -19,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,6 +145,12 @@ def measure(direct: str, sidecar: str, *, stream: bool, n: int, concurrency: int
     }
 
 
+PIPELINES = {
+    "no_plugins": "[plugins.normalize]\nenabled = false\n[plugins.thinking]\nenabled = false\n",
+    "default_pipeline": "",  # normalize (canonical tools, cache key) and thinking (no rules)
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -151,22 +158,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    with process("sim", ready_path="/v1/models") as sim, \
-            process("serve", "--upstream", sim, ready_path="/healthz") as sidecar:
-        scenarios = [
-            measure(sim, sidecar, stream=stream, n=args.requests, concurrency=args.concurrency,
-                    rounds=args.rounds)
-            for stream in (False, True)
-        ]
+    pipelines: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, process("sim", ready_path="/v1/models") as sim:
+        for name, toml in PIPELINES.items():
+            config = Path(tmp) / f"{name}.toml"
+            config.write_text(toml + f'[ledger]\npath = "{Path(tmp) / name}.sqlite"\n')
+            with process("serve", "--upstream", sim, "--config", str(config),
+                         ready_path="/healthz") as sidecar:
+                pipelines[name] = [
+                    measure(sim, sidecar, stream=stream, n=args.requests,
+                            concurrency=args.concurrency, rounds=args.rounds)
+                    for stream in (False, True)
+                ]
     result = {
         "benchmark": "overhead",
-        "workload": "chat completions, 30 tools (github-mcp-server) + 20 messages (livemcpbench), "
-                    "no plugins enabled",
+        "workload": "chat completions, 30 tools (github-mcp-server) + 20 messages (livemcpbench)",
         "requests_per_scenario_and_side": args.requests,
         "concurrency": args.concurrency,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
-        "scenarios": scenarios,
+        "pipelines": pipelines,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -240,9 +240,8 @@ class Exchange:
         if self.client_view is not None:
             count = self.engine.counter.count
             record.tokens_before = segment_tokens(self.client_view, count)
-            changed = self.view is not None and self.view is not self.client_view
-            record.tokens_after = (segment_tokens(self.view, count) if changed and self.view
-                                   else dict(record.tokens_before))
+            record.tokens_after = segment_tokens(self.view or self.client_view, count,
+                                                 same_as=(self.client_view, record.tokens_before))
         for name, editor in self.editors:
             if editor.notes:
                 record.plugin_notes[name] = {**record.plugin_notes.get(name, {}), **editor.notes}
@@ -399,14 +398,26 @@ def _edit(editor: StreamEditor, event: SSEEvent) -> list[SSEEvent]:
     return [] if editor.ended else editor.feed(event)
 
 
-def segment_tokens(view: RequestView, count: Any) -> dict[str, int]:
-    """Tokens of a request by segment, the way providers lay out the prompt."""
+def segment_tokens(view: RequestView, count: Any,
+                   same_as: tuple[RequestView, dict[str, int]] | None = None) -> dict[str, int]:
+    """Tokens of a request by segment, the way providers lay out the prompt.
+
+    `same_as` gives another view and its counts: a segment that is the very
+    same object there is not counted again.
+    """
     model = view.model
-    return {
-        "tools": sum(count(json.dumps(t.raw, ensure_ascii=False), model) for t in view.tools),
-        "system": sum(count(part.text, model) for part in view.system),
-        "messages": sum(count(json.dumps(m, ensure_ascii=False), model) for m in view.messages),
+    counters = {
+        # One text for the whole tool list: it rarely changes, so the count is a memo hit.
+        "tools": lambda: count(json.dumps([t.raw for t in view.tools], ensure_ascii=False), model)
+        if view.tools else 0,
+        "system": lambda: sum(count(part.text, model) for part in view.system),
+        "messages": lambda: sum(count(json.dumps(m, ensure_ascii=False), model)
+                                for m in view.messages),
     }
+    known_view, known = same_as if same_as is not None else (None, {})
+    return {name: known[name] if known_view is not None and name in known
+            and getattr(view, name) is getattr(known_view, name) else counter()
+            for name, counter in counters.items()}
 
 
 def _replay(body: bytes, receive: Receive, cut: anyio.Event | None = None) -> Receive:

@@ -198,8 +198,16 @@ def differs(a: Any, b: Any) -> bool:
     """Unequal, or equal with members in another order: key order is bytes on the wire.
 
     `==` ignores dict order, so a plugin that only re-orders keys (canonical
-    tool schemas) would otherwise never be written back.
+    tool schemas) would otherwise never be written back. Lists and view
+    dataclasses are compared member by member, so what a plugin left alone
+    (the same objects) costs an identity check, not a serialisation.
     """
+    if a is b:
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) != len(b) or any(differs(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (Tool, TextPart)) and type(a) is type(b):
+        return any(differs(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
     return a != b or repr(a) != repr(b)
 
 

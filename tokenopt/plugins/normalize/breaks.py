@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from tokenopt.dialects.base import RequestView
-from tokenopt.plugins.normalize.canonical import canonical_text
+from tokenopt.plugins.normalize.canonical import ToolForms
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +29,16 @@ class Fingerprint:
     messages: list[str]
 
     @classmethod
-    def of(cls, view: RequestView) -> Fingerprint:
-        tools = [(t.name, _digest(json.dumps(t.raw, ensure_ascii=False)),
-                  _digest(canonical_text(t.raw))) for t in view.tools]
+    def of(cls, view: RequestView, forms: list[ToolForms]) -> Fingerprint:
+        tools = [(t.name, _digest(form.sent_text), _digest(form.text))
+                 for t, form in zip(view.tools, forms, strict=True)]
         system = "\n".join(part.text for part in view.system)
         messages = [_digest(json.dumps(m, ensure_ascii=False)) for m in view.messages]
         return cls(tools, system[:20_000], _digest(system), messages)
 
     def dumps(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps({"tools": self.tools, "system": self.system,
+                           "system_digest": self.system_digest, "messages": self.messages}).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> Fingerprint | None:

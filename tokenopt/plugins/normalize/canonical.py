@@ -8,7 +8,9 @@ matter to a reader), and the tools themselves are sorted by name.
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from tokenopt.dialects.base import Tool
@@ -19,11 +21,7 @@ MARKERS = ("cache_control",)
 
 def canonical(value: Any) -> Any:
     """`value` with every object's keys sorted, recursively; lists keep their order."""
-    if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
+    return json.loads(canonical_text(value))
 
 
 def canonical_text(value: Any) -> str:
@@ -31,15 +29,42 @@ def canonical_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical_tool(tool: Tool) -> Tool:
-    raw = canonical({k: v for k, v in tool.raw.items() if k not in MARKERS})
-    parameters = canonical(tool.parameters) if tool.parameters is not None else None
-    return Tool(tool.name, tool.description, parameters, raw)
+@dataclass(frozen=True, slots=True)
+class ToolForms:
+    """One tool as sent (its text) and canonical (text and value), computed once a request."""
+
+    sent_text: str
+    text: str
+    value: dict[str, Any]
 
 
-def canonical_tools(tools: list[Tool], *, sort: bool = True) -> list[Tool]:
+@functools.lru_cache(maxsize=8192)
+def _forms_of(sent_text: str) -> tuple[str, dict[str, Any]]:
+    # Keyed by the tool's text as sent: MCP clients resend the same tools on every call, so
+    # the sort and parse run once per distinct tool. The value is shared: plugins replace
+    # view containers, never edit them, so sharing is safe.
+    value = {k: v for k, v in json.loads(sent_text).items() if k not in MARKERS}
+    text = canonical_text(value)
+    return text, json.loads(text)
+
+
+def tool_forms(tools: list[Tool]) -> list[ToolForms]:
+    forms = []
+    for tool in tools:
+        sent = json.dumps(tool.raw, ensure_ascii=False)
+        text, value = _forms_of(sent)
+        forms.append(ToolForms(sent, text, value))
+    return forms
+
+
+def canonical_tools(tools: list[Tool], forms: list[ToolForms] | None = None, *,
+                    sort: bool = True) -> list[Tool]:
     """Each tool canonical; sorted by name (then by content, for duplicate names)."""
-    out = [canonical_tool(tool) for tool in tools]
+    forms = forms if forms is not None else tool_forms(tools)
+    # `parameters` keeps the parsed schema: equal to the canonical one (only key order
+    # differs), so the dialect writes the canonical `raw` back as it is.
+    out = [(Tool(tool.name, tool.description, tool.parameters, form.value), form.text)
+           for tool, form in zip(tools, forms, strict=True)]
     if sort:
-        out.sort(key=lambda tool: (tool.name, canonical_text(tool.raw)))
-    return out
+        out.sort(key=lambda pair: (pair[0].name, pair[1]))
+    return [tool for tool, _ in out]

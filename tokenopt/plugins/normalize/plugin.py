@@ -18,7 +18,7 @@ from tokenopt.plugins.normalize.breakpoints import (
     marker,
 )
 from tokenopt.plugins.normalize.breaks import Fingerprint, first_break
-from tokenopt.plugins.normalize.canonical import MARKERS, canonical_text, canonical_tools
+from tokenopt.plugins.normalize.canonical import MARKERS, ToolForms, canonical_tools, tool_forms
 from tokenopt.plugins.normalize.settings import NormalizeSettings
 from tokenopt.plugins.normalize.volatile import VolatileSpans, note_for
 from tokenopt.provider_rules import min_cacheable_tokens
@@ -47,20 +47,24 @@ class NormalizePlugin:
     async def on_request(self, view: RequestView, ctx: PluginContext) -> RequestView:
         settings = self.settings
         state = await self._conversation(view, ctx)
+        forms = tool_forms(view.tools)
         if settings.detect_breaks:
-            await self._detect_break(view, ctx, state)
+            await self._detect_break(view, ctx, forms)
         client_marked_tools = any(key in t.raw for t in view.tools for key in MARKERS)
         if settings.canonical_tools and view.tools:
-            view = dataclasses.replace(view, tools=canonical_tools(view.tools, sort=settings.sort_tools))
+            view = dataclasses.replace(view, tools=canonical_tools(view.tools, forms,
+                                                                   sort=settings.sort_tools))
+        # The canonical texts, in order: what cache keys and prefix digests are made of.
+        texts = sorted(form.text for form in forms)
         if settings.relocate_volatile and view.system:
             view = self._relocate(view, ctx)
         if view.dialect == ANTHROPIC:
             if client_marked_tools and settings.canonical_tools:
                 view = _mark_last_tool(view, "5m")  # the client's tools breakpoint, kept at the end
             if settings.breakpoints:
-                view = await self._place_breakpoints(view, ctx, state)
+                view = await self._place_breakpoints(view, ctx, state, texts)
         elif settings.cache_key and "prompt_cache_key" not in view.body:
-            view = self._with_cache_key(view, ctx)
+            view = self._with_cache_key(view, ctx, texts)
         await self._remember(view, ctx, state)
         return view
 
@@ -83,8 +87,8 @@ class NormalizePlugin:
     # cache-break detector -----------------------------------------------------------
 
     async def _detect_break(self, view: RequestView, ctx: PluginContext,
-                            state: dict[str, Any]) -> None:
-        now = Fingerprint.of(view)
+                            forms: list[ToolForms]) -> None:
+        now = Fingerprint.of(view, forms)
         key = f"fp:{view.conversation}"
         previous = await ctx.store.get(key)
         await ctx.store.set(key, now.dumps(), ttl=self.settings.conversation_ttl_seconds)
@@ -113,8 +117,9 @@ class NormalizePlugin:
 
     # OpenAI: prompt_cache_key -------------------------------------------------------
 
-    def _with_cache_key(self, view: RequestView, ctx: PluginContext) -> RequestView:
-        prefix = json.dumps([view.tenant, view.model, [canonical_text(t.raw) for t in view.tools],
+    def _with_cache_key(self, view: RequestView, ctx: PluginContext, texts: list[str]
+                        ) -> RequestView:
+        prefix = json.dumps([view.tenant, view.model, texts,
                              [part.text for part in view.system]], ensure_ascii=False)
         key = "tko_" + hashlib.blake2b(prefix.encode(), digest_size=12).hexdigest()
         ctx.notes["prompt_cache_key"] = key
@@ -124,10 +129,10 @@ class NormalizePlugin:
     # Anthropic: breakpoints ---------------------------------------------------------
 
     async def _place_breakpoints(self, view: RequestView, ctx: PluginContext,
-                                 state: dict[str, Any]) -> RequestView:
+                                 state: dict[str, Any], texts: list[str]) -> RequestView:
         model = view.model or ""
         count = ctx.counter.count
-        tools = sum(count(canonical_text(t.raw), model) for t in view.tools)
+        tools = sum(count(text, model) for text in texts)
         system = tools + sum(count(part.text, model) for part in view.system)
         # The conversation so far, newest turn included: the next request repeats it.
         # Relocated values sit in their own last block, which the breakpoint skips.
@@ -137,7 +142,7 @@ class NormalizePlugin:
                                for m in history_messages)
         minimum = min_cacheable_tokens(model)
         prefix_key = "prefix:" + hashlib.blake2b(
-            json.dumps([model, [canonical_text(t.raw) for t in view.tools],
+            json.dumps([model, texts,
                         [p.text for p in view.system]]).encode(), digest_size=12).hexdigest()
         seen = await ctx.store.get(prefix_key) is not None
         await ctx.store.set(prefix_key, b"1", ttl=self.settings.conversation_ttl_seconds)
