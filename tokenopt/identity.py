@@ -14,6 +14,9 @@ from typing import Any
 ANONYMOUS = "anonymous"
 CONVERSATION_HEADER = "x-tokenopt-conversation"
 TASK_HEADER = "x-tokenopt-task"
+# A label the client gives its tenant (team, app) for policy rules. It only selects
+# rules: state is always namespaced by the key digest, which a client cannot forge.
+TENANT_HEADER = "x-tokenopt-tenant"
 
 
 def tenant_of(headers: Mapping[str, str]) -> str:

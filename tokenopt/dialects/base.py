@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from tokenopt._sse import SSEEvent
-from tokenopt.identity import TASK_HEADER, conversation_of
+from tokenopt.identity import TASK_HEADER, TENANT_HEADER, conversation_of
 
 JSON = dict[str, Any]
 
@@ -92,6 +92,7 @@ class RequestView:
     reasoning: Reasoning
     max_output_tokens: int | None
     extras: dict[str, Any] = field(default_factory=dict)
+    tenant_label: str | None = None
     body_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -261,5 +262,6 @@ def build_view(
         tenant=tenant,
         conversation=conversation_of(headers, tenant, system_text, first),
         task=headers.get(TASK_HEADER),
+        tenant_label=headers.get(TENANT_HEADER),
         **fields,
     )

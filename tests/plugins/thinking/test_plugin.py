@@ -27,6 +27,8 @@ BODY = {"model": "claude-sonnet-4-5", "max_tokens": 8000, "messages": [],
     ({"model": "claude-opus-*"}, {}, False),
     ({"tenant": "t_1"}, {}, True),
     ({"tenant": "t_2*"}, {}, False),
+    ({"tenant": "team-search"}, {"x-tokenopt-tenant": "team-search"}, True),
+    ({"tenant": "team-*"}, {"x-tokenopt-tenant": "other"}, False),
 ])
 async def test_rules_match_on_route_model_tenant_and_task_globs(
     match: dict[str, Any], headers: dict[str, str], applies: bool

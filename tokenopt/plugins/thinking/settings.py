@@ -36,10 +36,16 @@ class Match(_Table):
     task: str | None = None
 
     def matches(self, view: RequestView) -> bool:
-        pairs = ((self.route, view.route), (self.model, view.model),
-                 (self.tenant, view.tenant), (self.task, view.task))
+        pairs = ((self.route, view.route), (self.model, view.model), (self.task, view.task))
         return all(glob is None or (value is not None and fnmatchcase(value, glob))
-                   for glob, value in pairs)
+                   for glob, value in pairs) and self._tenant_matches(view)
+
+    def _tenant_matches(self, view: RequestView) -> bool:
+        """`tenant` globs the API-key digest or the `x-tokenopt-tenant` label."""
+        if self.tenant is None:
+            return True
+        return any(value is not None and fnmatchcase(value, self.tenant)
+                   for value in (view.tenant, view.tenant_label))
 
 
 class Rule(_Table):
