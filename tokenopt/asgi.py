@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -406,7 +407,7 @@ def segment_tokens(view: RequestView, count: Any,
     same object there is not counted again.
     """
     model = view.model
-    counters = {
+    counters: dict[str, Callable[[], int]] = {
         # One text for the whole tool list: it rarely changes, so the count is a memo hit.
         "tools": lambda: count(json.dumps([t.raw for t in view.tools], ensure_ascii=False), model)
         if view.tools else 0,

@@ -156,7 +156,8 @@ def _thinking_tokens(body: JSON, cap: int) -> int:
             raise Invalid("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`.")
         return reasoning_for_budget(budget)
     if kind == "adaptive":
-        config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+        found = body.get("output_config")
+        config: dict[str, Any] = found if isinstance(found, dict) else {}
         return reasoning_for_effort(config.get("effort") or "high")
     return 0
 

@@ -308,6 +308,7 @@ async def _models(request: Request) -> Response:
                 for m in MODELS if m.startswith("claude")]
         return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"],
                              "last_id": data[-1]["id"]})
-    data = [{"id": m, "object": "model", "created": 1735689600, "owned_by": "tokenopt-sim"}
-            for m in MODELS]
-    return JSONResponse({"object": "list", "data": data})
+    listed: list[dict[str, Any]] = [
+        {"id": m, "object": "model", "created": 1735689600, "owned_by": "tokenopt-sim"}
+        for m in MODELS]
+    return JSONResponse({"object": "list", "data": listed})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from tokenopt.sim.prompt import Prompt, str_or_none
@@ -47,7 +48,9 @@ def openai_usage_details(counts: Counts) -> tuple[JSON, JSON]:
     )
 
 
-def forced_tool(choice: Any, tools: list[Any], name_of: Any) -> tuple[str, dict[str, Any]] | None:
+def forced_tool(choice: Any, tools: list[Any],
+                name_of: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+                ) -> tuple[str, dict[str, Any]] | None:
     """The (name, schema) a tool_choice forces, if it forces one.
 
     `name_of(tool)` returns a tool entry's (name, schema) in the route's own layout.
@@ -67,7 +70,8 @@ def forced_tool(choice: Any, tools: list[Any], name_of: Any) -> tuple[str, dict[
 
 
 def _chat_tool(tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    function = tool.get("function") if isinstance(tool.get("function"), dict) else {}
+    found = tool.get("function")
+    function: dict[str, Any] = found if isinstance(found, dict) else {}
     schema = function.get("parameters")
     return str(function.get("name", "")), schema if isinstance(schema, dict) else {}
 

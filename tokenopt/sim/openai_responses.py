@@ -70,7 +70,8 @@ class ResponsesRoute(OpenAIErrors):
 def _response(body: JSON, ask: Ask, output: list[JSON], reply: Reply | None,
               counts: Counts | None) -> JSON:
     status = "in_progress" if reply is None else "incomplete" if reply.truncated else "completed"
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    found = body.get("reasoning")
+    reasoning: dict[str, Any] = found if isinstance(found, dict) else {}
     return {
         "id": new_id("resp_", 48), "object": "response", "created_at": int(time.time()),
         "status": status, "background": False, "error": None,

@@ -44,7 +44,7 @@ class Fingerprint:
     def loads(cls, data: bytes) -> Fingerprint | None:
         try:
             raw = json.loads(data)
-            return cls([tuple(t) for t in raw["tools"]], raw["system"], raw["system_digest"],  # type: ignore[misc]
+            return cls([tuple(t) for t in raw["tools"]], raw["system"], raw["system_digest"],
                        raw["messages"])
         except (ValueError, KeyError, TypeError):
             return None

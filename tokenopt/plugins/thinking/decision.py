@@ -28,7 +28,10 @@ class Limits:
         caps: list[Effort] = [e for e in (self.effort,) if e is not None]
         if self.thinking_tokens is not None:
             caps.append(effort_for_budget(self.thinking_tokens, self.budgets))
-        return min(caps, key=rank) if caps else None
+        if not caps:
+            return None
+        lowest: Effort = min(caps, key=rank)
+        return lowest
 
     def budget_cap(self, caps: ModelCaps) -> int | None:
         """The token budget cap; `max_effort` counts too where the model takes no effort."""
