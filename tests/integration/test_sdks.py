@@ -25,6 +25,7 @@ from tests.integration.support import QueueSink, Sim, running_sidecar, settings_
 from tokenopt.asgi import TokenOptMiddleware
 from tokenopt.dialects.base import Usage
 from tokenopt.engine import Engine
+from tokenopt.proxy import create_app
 from tokenopt.serving import ServerThread
 
 API_KEY = "sk-e2e-secret"
@@ -84,10 +85,23 @@ def sidecar(upstream: str) -> Iterator[Front]:
         yield Front(server.url, server.sink)
 
 
-@pytest.fixture(params=["sidecar", "mounted"])
+@contextlib.contextmanager
+def sidecar_with_default_pipeline(upstream: str) -> Iterator[Front]:
+    """The sidecar as `tokenopt serve` runs it: discovered plugins, default settings."""
+    sink = QueueSink()
+    settings = settings_for(upstream)
+    engine = Engine.from_settings(settings, sinks=[sink])
+    assert [p.name for p in engine.pipeline.plugins] == ["normalize", "thinking"]
+    with ServerThread(create_app(settings, engine=engine)) as url:
+        yield Front(url, sink)
+
+
+FORMS = {"sidecar": sidecar, "mounted": mounted, "default-pipeline": sidecar_with_default_pipeline}
+
+
+@pytest.fixture(params=sorted(FORMS))
 def front(request: pytest.FixtureRequest, sim: Sim) -> Iterator[Front]:
-    form = sidecar if request.param == "sidecar" else mounted
-    with form(sim.url) as server:
+    with FORMS[request.param](sim.url) as server:
         yield server
 
 
@@ -185,3 +199,32 @@ def test_the_mounted_app_keeps_its_other_routes(sim: Sim) -> None:
         response = httpx.get(front.url + "/hello")
     assert response.text == "hello from the app"
     assert front.sink.records.empty()
+
+
+def test_the_default_pipeline_turns_an_agent_loop_into_cache_reads(sim: Sim) -> None:
+    from benchmarks.workload import as_route_tools, load_jsonl, tool_set
+
+    tools = as_route_tools("/v1/messages", tool_set(load_jsonl("tools.jsonl"),
+                                                    {"github-mcp-server"}, 30))
+    turn1 = [{"role": "user", "content": "List the open pull requests of tokenopt/tokenopt"}]
+
+    def two_turns(front: Front) -> tuple[anthropic.types.Usage, anthropic.types.Usage]:
+        with anthropic.Anthropic(base_url=front.url, api_key=API_KEY, max_retries=0) as client:
+            first = client.messages.create(model="claude-sonnet-4-6", max_tokens=256,
+                                           tools=tools, messages=turn1)  # type: ignore[arg-type]
+            turn2 = [*turn1, {"role": "assistant", "content": first.content},
+                     {"role": "user", "content": "Now only the ones with failing checks"}]
+            second = client.messages.create(model="claude-sonnet-4-6", max_tokens=256,
+                                            tools=tools, messages=turn2)  # type: ignore[arg-type]
+        return first.usage, second.usage
+
+    with sidecar(sim.url) as bare:
+        plain = two_turns(bare)
+    with sidecar_with_default_pipeline(sim.url) as optimised:
+        first, second = two_turns(optimised)
+
+    # As sent, the client set no breakpoint: Anthropic caches nothing.
+    assert [u.cache_read_input_tokens or 0 for u in plain] == [0, 0]
+    # tokenopt marked the tools, system and conversation: the second turn reads them back.
+    assert (first.cache_creation_input_tokens or 0) > 2048  # above sonnet-4-6's minimum
+    assert (second.cache_read_input_tokens or 0) >= (first.cache_creation_input_tokens or 0)
