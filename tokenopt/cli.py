@@ -134,6 +134,9 @@ def _sim(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tokenopt.demo import run_demo
 
+    if args.log_level != "debug":  # the demo prints its own report; one JSON line per request is noise
+        logging.getLogger("tokenopt.ledger").setLevel(logging.WARNING)
+
     return run_demo(Settings.load(args.config), out=sys.stdout)
 
 
