@@ -22,6 +22,7 @@ from tokenopt.exceptions import DialectError, PolicyRejected
 from tokenopt.identity import tenant_of
 from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.records import ExchangeRecord
+from tokenopt.rounds import Detour, RoundRelay
 from tokenopt.settings import Settings
 from tokenopt.stream_assembly import Assembler, assembler_for
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
@@ -125,9 +126,13 @@ class Exchange:
         self.record.body_bytes_before, self.record.body_bytes_after = len(body), len(forwarded)
         tap = ResponseTap(self.dialect, send, strip_usage=strip_usage, editors=self.editors,
                           assemble=self.engine.recorder is not None)
-        replayed = _replay(forwarded, receive, tap.cut if self.editors else None)
+        detour = self._detour()
         try:
-            await app(self._forward_scope(len(forwarded)), replayed, tap.send)
+            if detour is None:
+                replayed = _replay(forwarded, receive, tap.cut if self.editors else None)
+                await app(self._forward_scope(len(forwarded)), replayed, tap.send)
+            else:
+                await self._rounds(app, receive, tap, forwarded, detour, strip_usage)
         except BaseException as exc:
             self.record.error = type(exc).__name__
             raise
@@ -216,6 +221,46 @@ class Exchange:
             if editor is not None:
                 editors.append((plugin.name, editor))
         return editors
+
+    def _detour(self) -> tuple[str, Detour] | None:
+        """The first plugin `detour(view, ctx)` hook that takes this exchange over several rounds."""
+        if self.view is None or self.record.fail_open is not None:
+            return None
+        context = self.engine.context_for(self.tenant)
+        for plugin in self.engine.pipeline.plugins:
+            hook = getattr(plugin, "detour", None)
+            found = hook(self.view, context(plugin.name)) if hook is not None else None
+            if found is not None:
+                return plugin.name, found
+        return None
+
+    async def _rounds(self, app: ASGIApp, receive: Receive, tap: ResponseTap, body: bytes,
+                      named: tuple[str, Detour], strip_usage: bool) -> None:
+        """Call the app once per round until the detour has the answer the client gets."""
+        name, detour = named
+        started: dict[str, Any] = {}
+        first = True
+        try:
+            while True:
+                relay = RoundRelay(detour, tap.send, first=first, started=started)
+                replayed = _replay(body, receive, tap.cut if self.editors else None)
+                await app(self._forward_scope(len(body)), replayed, relay.send)
+                if not relay.again or tap.cut.is_set():
+                    return
+                following = await detour.next_request()
+                if following is None:
+                    await relay.give_up()
+                    return
+                if strip_usage:
+                    options = following.get("stream_options")
+                    options = dict(options) if isinstance(options, dict) else {}
+                    following = {**following, "stream_options": {**options, "include_usage": True}}
+                body = json.dumps(following, ensure_ascii=False, separators=(",", ":")).encode()
+                first = False
+        finally:
+            if detour.notes:
+                notes = self.record.plugin_notes
+                notes[name] = {**notes.get(name, {}), **detour.notes}
 
     def _forward_scope(self, length: int) -> Scope:
         headers = [

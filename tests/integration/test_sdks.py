@@ -91,7 +91,7 @@ def sidecar_with_default_pipeline(upstream: str) -> Iterator[Front]:
     sink = QueueSink()
     settings = settings_for(upstream)
     engine = Engine.from_settings(settings, sinks=[sink])
-    assert [p.name for p in engine.pipeline.plugins] == ["normalize", "thinking"]
+    assert [p.name for p in engine.pipeline.plugins] == ["normalize", "tools", "thinking"]
     with ServerThread(create_app(settings, engine=engine)) as url:
         yield Front(url, sink)
 

@@ -1,0 +1,84 @@
+"""A request's searchable tools: the function tools, their index, and how each is shown.
+
+The index is built once per distinct tool set (keyed by an xxhash digest of
+the tools as sent) and shared by every request and conversation that offers
+the same set: agents resend the same hundreds of tools on every call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import xxhash
+
+from tokenopt.dialects.base import Tool
+from tokenopt.tools import ToolIndex
+
+INDEXES_KEPT = 64
+_indexes: OrderedDict[str, ToolIndex] = OrderedDict()
+
+# Built-in and server tools carry a `type` of their own; only these are function tools.
+FUNCTION_TYPES = frozenset({"function", "custom"})
+ANTHROPIC = "anthropic-messages"
+
+
+def is_function(tool: Tool, dialect: str) -> bool:
+    """A tool the client runs itself, with a schema tokenopt may withhold and load later."""
+    kind = tool.raw.get("type")
+    if dialect == ANTHROPIC:
+        return kind in (None, "custom") and isinstance(tool.raw.get("input_schema"), dict)
+    return kind == "function" and bool(tool.name)
+
+
+def digest(tools: Iterable[Tool]) -> str:
+    hasher = xxhash.xxh3_128()
+    for tool in tools:
+        hasher.update(json.dumps(tool.raw, ensure_ascii=False).encode())
+        hasher.update(b"\x1e")
+    return hasher.hexdigest()
+
+
+def index_for(key: str, tools: list[Tool]) -> ToolIndex:
+    """The index of a tool set, built on first sight and kept for the next requests."""
+    found = _indexes.get(key)
+    if found is None:
+        found = _indexes[key] = ToolIndex([tool.raw for tool in tools])
+        while len(_indexes) > INDEXES_KEPT:
+            _indexes.popitem(last=False)
+    else:
+        _indexes.move_to_end(key)
+    return found
+
+
+@dataclass(slots=True)
+class Catalog:
+    """Every function tool of a request by name, with its index."""
+
+    tools: list[Tool]
+    key: str
+    index: ToolIndex
+    by_name: dict[str, Tool] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tools: list[Tool]) -> Catalog:
+        key = digest(tools)
+        by_name: dict[str, Tool] = {}
+        for tool in tools:
+            by_name.setdefault(tool.name, tool)
+        return cls(tools, key, index_for(key, tools), by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.by_name
+
+    def tools_named(self, names: Iterable[str]) -> list[Tool]:
+        return [self.by_name[name] for name in names if name in self.by_name]
+
+    def summary(self, name: str) -> str:
+        """The first sentence of a tool's description: what the search answer says of it."""
+        tool = self.by_name.get(name)
+        text = " ".join((tool.description or "").split()) if tool is not None else ""
+        head, dot, _ = text.partition(". ")
+        return (head + dot.strip())[:200] or "(no description)"

@@ -1,0 +1,70 @@
+"""What a conversation tells the tools plugin, read from each dialect's messages.
+
+The latest user text is what preloading searches for; tools already called
+and tools named by `tool_choice` must stay offered; client-side tool search
+(deferred tools, a provider search tool) means the client manages its tools,
+and tokenopt then leaves them alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenopt.dialects.base import JSON, RequestView
+
+CLIENT_SEARCH_TYPES = frozenset({
+    "tool_search", "tool_search_tool_regex_20251119", "tool_search_tool_bm25_20251119",
+    "mcp_toolset", "namespace",
+})
+
+
+def _dicts(value: Any) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def latest_user_text(view: RequestView) -> str:
+    """The text of the newest user turn that has text (tool results are not what was asked)."""
+    for message in reversed(_dicts(view.messages)):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [str(p["text"]) for p in _dicts(content) if isinstance(p.get("text"), str)
+                 and p.get("type") in ("text", "input_text")]
+        if texts:
+            return "\n".join(texts)
+    return ""
+
+
+def called_tools(view: RequestView) -> list[str]:
+    """Names of the tools the conversation has called so far, in order, each once."""
+    names: list[str] = []
+    for message in _dicts(view.messages):
+        if view.dialect == "anthropic-messages":
+            found = [str(b.get("name")) for b in _dicts(message.get("content"))
+                     if b.get("type") == "tool_use"]
+        elif view.dialect == "openai-responses":
+            found = [str(message.get("name"))] if message.get("type") == "function_call" else []
+        else:
+            found = [str((c.get("function") or {}).get("name"))
+                     for c in _dicts(message.get("tool_calls"))]
+        names += [name for name in found if name not in names]
+    return names
+
+
+def chosen_tools(choice: Any) -> list[str]:
+    """Tools a `tool_choice` names (a forced tool, or Responses' allowed tools)."""
+    if not isinstance(choice, dict):
+        return []
+    if choice.get("type") == "allowed_tools":
+        return [str(t.get("name") or (t.get("function") or {}).get("name"))
+                for t in _dicts(choice.get("tools"))]
+    name = choice.get("name") or (choice.get("function") or {}).get("name")
+    return [name] if isinstance(name, str) else []
+
+
+def client_searches(view: RequestView) -> bool:
+    """True when the client runs tool search itself: its deferred tools are its own business."""
+    return any(tool.raw.get("defer_loading") is True or tool.raw.get("type") in CLIENT_SEARCH_TYPES
+               for tool in view.tools)

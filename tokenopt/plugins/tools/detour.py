@@ -1,0 +1,140 @@
+"""tokenopt's own tool search: answer the model's search call, add the tools found, ask again.
+
+One `SearchDetour` lives for one exchange (see `tokenopt.rounds.Detour`). It
+reads each round's answer; when the model called only the search tool, it
+runs the search over the request's whole catalog, appends the tools found to
+the conversation's loaded set and re-issues the request with them and with
+the search answered. The last round allowed is sent without the search tool,
+so the model must answer with what it has. What the client gets is merged by
+`answers` (JSON) and `streams` (SSE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tokenopt._sse import SSEEvent
+from tokenopt.dialects import dialect_for
+from tokenopt.dialects.base import JSON, RequestView, Tool
+from tokenopt.plugins.tools.answers import ANSWERS, SearchCall, total_usage
+from tokenopt.plugins.tools.catalog import Catalog
+from tokenopt.plugins.tools.streams import merger_for
+from tokenopt.stream_assembly import assembler_for
+
+Loader = Callable[[list[str]], Awaitable[None]]
+
+
+class SearchDetour:
+    """The rounds of one exchange whose request carries tokenopt's search tool."""
+
+    def __init__(self, view: RequestView, catalog: Catalog, *, search: Tool, rounds: int,
+                 k: int, remember: Loader) -> None:
+        self.view = view
+        self.catalog = catalog
+        self.search = search
+        self.rounds_left = rounds
+        self.k = k
+        self.remember = remember
+        self.answers = ANSWERS[view.dialect]
+        self.merger = merger_for(view.dialect, search.name)
+        self.assembler = assembler_for(view.route)
+        self.earlier: list[JSON] = []
+        self.pending: tuple[SearchCall, ...] = ()
+        self.last: JSON | None = None
+        self.notes: dict[str, Any] = {}
+
+    # what the middleware calls ------------------------------------------------------
+
+    def feed(self, event: SSEEvent) -> list[SSEEvent]:
+        self.assembler.feed(event)
+        return self.merger.feed(event)
+
+    def stream_end(self) -> bool:
+        answer = self.assembler.result()
+        return answer is not None and self._searching(answer)
+
+    def json_end(self, body: JSON) -> JSON | None:
+        if self._searching(body):
+            return None
+        return self._merged(body)
+
+    async def next_request(self) -> JSON | None:
+        if self.last is None or not self.pending:
+            return None
+        found: list[str] = []
+        results: dict[str, str] = {}
+        offered = {tool.name for tool in self.view.tools}
+        for call in self.pending:
+            names = self.catalog.index.search(call.query, self.k,
+                                              exclude=frozenset(offered) | frozenset(found))
+            found += names
+            results[call.call_id] = self._result_text(call.query, names)
+        self.earlier.append(self.last)
+        self.rounds_left -= 1
+        self._note_round(found)
+        if found:
+            await self.remember(found)
+        tools = [*self.view.tools, *self.catalog.tools_named(found)]
+        if self.rounds_left <= 0:  # the last round: the model answers with what it has
+            tools = [tool for tool in tools if tool is not self.search]
+        messages = [*self.view.messages, *self.answers.follow_up(self.last, results)]
+        self.view = dataclasses.replace(self.view, tools=tools, messages=messages)
+        self.assembler = assembler_for(self.view.route)
+        self.merger.next_round()
+        dialect = dialect_for("POST", self.view.route)
+        assert dialect is not None
+        return dialect.render(self.view)
+
+    def closing(self) -> list[SSEEvent]:
+        merged = self._merged(self.last) if self.last is not None else None
+        return self.merger.closing(merged)
+
+    def last_json(self) -> JSON:
+        assert self.last is not None
+        self.notes["unfinished"] = True
+        return self._merged(self.last)
+
+    def stream_error(self, status: int, body: bytes) -> list[SSEEvent]:
+        self.notes["failed"] = f"upstream status {status} in round {len(self.earlier) + 1}"
+        return self.merger.error(status, body)
+
+    # inside -------------------------------------------------------------------------
+
+    def _searching(self, answer: JSON) -> bool:
+        """Record the round's answer; True when only the search tool was called."""
+        self.last = answer
+        calls = self.answers.calls(answer, self.search.name)
+        usage = answer.get("usage")
+        self.notes.setdefault("calls", []).append(usage if isinstance(usage, dict) else None)
+        if not calls.searches:
+            return False
+        if calls.real:
+            # Real calls go to the client; the search beside them is dropped, not answered.
+            self.notes["searches_dropped"] = self.notes.get("searches_dropped", 0) + 1
+            return False
+        if self.rounds_left <= 0:
+            self.notes["unfinished"] = True
+            return False
+        self.pending = calls.searches
+        return True
+
+    def _merged(self, final: JSON) -> JSON:
+        if not self.earlier:
+            return final
+        detour_usage = total_usage(self.earlier)
+        if detour_usage is not None:
+            self.notes["detour_usage"] = detour_usage
+        return self.answers.merge(self.earlier, final, self.search.name)
+
+    def _note_round(self, found: list[str]) -> None:
+        self.notes["search_detours"] = self.notes.get("search_detours", 0) + 1
+        self.notes.setdefault("found", []).extend(found)
+
+    def _result_text(self, query: str, names: list[str]) -> str:
+        if not names:
+            return (f"No further tools match {query!r}. Answer with the tools you have, or "
+                    "search again with other words.")
+        lines = [f"- {name}: {self.catalog.summary(name)}" for name in names]
+        return ("These tools are now available; call them directly:\n" + "\n".join(lines))

@@ -1,0 +1,224 @@
+"""The `tools` plugin: fewer tool tokens — dedupe, slimming, and tools loaded only when searched.
+
+Runs after `normalize` (which has put the tools in canonical order and, on
+Anthropic, perhaps a breakpoint on the last one). Dedupe is always on;
+slimming with `slim`; with `lazy`, a request whose function tools exceed the
+threshold forwards only the pinned tools, the loaded set and one search tool,
+and the `detour` hook answers the model's searches (see `detour.py`). Tools
+the client manages itself (built-ins, MCP toolsets, namespaces, deferred
+tools, a provider search tool) are never withheld, deferred or dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, ClassVar
+
+from tokenopt.dialects.base import RequestView, Tool, Usage
+from tokenopt.pipeline import PluginContext
+from tokenopt.plugins.tools import native
+from tokenopt.plugins.tools.catalog import Catalog, is_function
+from tokenopt.plugins.tools.conversation import (
+    called_tools,
+    chosen_tools,
+    client_searches,
+    latest_user_text,
+)
+from tokenopt.plugins.tools.dedupe import dedupe
+from tokenopt.plugins.tools.detour import SearchDetour
+from tokenopt.plugins.tools.search_tool import search_tool
+from tokenopt.plugins.tools.settings import ToolsSettings
+from tokenopt.plugins.tools.slim import slim_tool
+from tokenopt.plugins.tools.state import ConversationTools, ToolState
+from tokenopt.plugins.tools.strategy import Shape, choose, estimates
+from tokenopt.pricing import PriceBook
+from tokenopt.rounds import Detour
+
+EXTRA = "tools.search"  # view.extras: what the detour hook needs of this request
+ANTHROPIC = "anthropic-messages"
+
+
+class ToolsPlugin:
+    """Dedupe and slim tool schemas; load large tool sets lazily, by search."""
+
+    name: ClassVar[str] = "tools"
+    Settings: ClassVar[type[ToolsSettings]] = ToolsSettings
+    enabled_by_default: ClassVar[bool] = True
+
+    def __init__(self, settings: ToolsSettings) -> None:
+        self.settings = settings
+        self.prices = PriceBook()
+
+    async def on_request(self, view: RequestView, ctx: PluginContext) -> RequestView:
+        if not view.tools:
+            return view
+        pinned = self._pinned(view)
+        view = self._dedupe_and_slim(view, ctx, pinned)
+        if not self.settings.lazy or client_searches(view):
+            return view
+        functions = [tool for tool in view.tools if is_function(tool, view.dialect)]
+        count = ctx.counter.count
+        total = count(_text(functions), view.model) if functions else 0
+        if total <= self.settings.lazy_threshold_tokens:
+            ctx.notes["lazy"] = {"strategy": "keep", "reason": "below threshold",
+                                 "tool_tokens": total}
+            return view
+        conversation = ConversationTools(ctx.store, view.conversation,
+                                         self.settings.conversation_ttl_seconds)
+        state = await conversation.load()
+        catalog = Catalog.of(functions)
+        if state.strategy is None:
+            state.strategy, state.reason = self._choose(view, ctx, catalog, total, pinned)
+        strategy = state.strategy
+        if strategy == "native" and not native.supports_native(view.dialect, view.model):
+            strategy = "search"
+        if strategy == "keep":
+            await conversation.save(state)
+            ctx.notes["lazy"] = {"strategy": "keep", **state.reason, "tool_tokens": total}
+            return view
+        if strategy == "native":
+            await conversation.save(state)
+            return self._native(view, ctx, catalog, pinned, total, state)
+        return await self._search(view, ctx, catalog, pinned, total, state, conversation)
+
+    def detour(self, view: RequestView, ctx: PluginContext) -> Detour | None:
+        """The search rounds of a request this plugin gave its search tool."""
+        found = view.extras.get(EXTRA)
+        if found is None:
+            return None
+        catalog, search = found
+        conversation = ConversationTools(ctx.store, view.conversation,
+                                         self.settings.conversation_ttl_seconds)
+        return SearchDetour(view, catalog, search=search, rounds=self.settings.search_rounds,
+                            k=self.settings.search_k, remember=conversation.append)
+
+    # dedupe and slimming ------------------------------------------------------------
+
+    def _pinned(self, view: RequestView) -> list[str]:
+        names = [*self.settings.pinned, *chosen_tools(view.tool_choice), *called_tools(view)]
+        return list(dict.fromkeys(names))
+
+    def _dedupe_and_slim(self, view: RequestView, ctx: PluginContext,
+                         pinned: list[str]) -> RequestView:
+        tools, dropped = dedupe(view.tools, keep=frozenset(pinned))
+        if dropped:
+            gone = {id(tool) for tool in tools}
+            removed = [tool for tool in view.tools if id(tool) not in gone]
+            ctx.notes["deduped"] = [{"name": d.name, "kept": d.kept, "reason": d.reason}
+                                    for d in dropped]
+            ctx.notes["dedupe_tokens_saved"] = ctx.counter.count(_text(removed), view.model)
+        if self.settings.slim:
+            slimmed = [slim_tool(tool, view.dialect, hoist=self.settings.hoist_defs)
+                       for tool in tools]
+            changed = [(a, b) for a, b in zip(tools, slimmed, strict=True) if a is not b]
+            if changed:
+                count = ctx.counter.count
+                before = count(_text([a for a, _ in changed]), view.model)
+                after = count(_text([b for _, b in changed]), view.model)
+                ctx.notes["slimmed"] = {"tools": len(changed), "tokens_saved": before - after}
+                tools = slimmed
+        if len(tools) == len(view.tools) and all(a is b for a, b in zip(tools, view.tools,
+                                                                          strict=True)):
+            return view
+        return dataclasses.replace(view, tools=tools)
+
+    # choosing a strategy --------------------------------------------------------------
+
+    def _choose(self, view: RequestView, ctx: PluginContext, catalog: Catalog, total: int,
+                pinned: list[str]) -> tuple[str, dict[str, Any]]:
+        mode = self.settings.mode
+        eligible = self.settings.native_upstream and native.supports_native(view.dialect,
+                                                                            view.model)
+        if mode == "search":
+            return "search", {"reason": "mode = search"}
+        if mode == "native":
+            return ("native" if eligible else "search"), {
+                "reason": "mode = native" if eligible else "mode = native, not served: search"}
+        count = ctx.counter.count
+        per_tool = total // max(len(catalog.tools), 1)
+        kept = len(pinned) + self.settings.preload_k
+        rest = sum(count(part.text, view.model) for part in view.system) + sum(
+            count(json.dumps(m, ensure_ascii=False), view.model) for m in view.messages)
+        shape = Shape(all_tools=total, lazy_tools=per_tool * kept + 120,
+                      native_tools=per_tool * len(pinned) + 60, per_tool=per_tool, rest=rest,
+                      turns=self.settings.expected_turns,
+                      loads=self.settings.loads_per_turn * self.settings.expected_turns,
+                      k=self.settings.search_k)
+        provider = "anthropic" if view.dialect == ANTHROPIC else "openai"
+        costs = estimates(shape, view.model, provider, self.prices, native=eligible)
+        priced = self.prices.cost(view.model, _probe(), provider=provider).priced
+        strategy, why = choose(costs, priced)
+        return strategy, {"reason": why, "estimates_usd": {k: round(v, 6) for k, v in costs.items()}}
+
+    # the strategies -------------------------------------------------------------------
+
+    async def _search(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
+                      pinned: list[str], total: int, state: ToolState,
+                      conversation: ConversationTools) -> RequestView:
+        query = latest_user_text(view)
+        preload = catalog.index.search(query, self.settings.preload_k) if query else []
+        present = [name for name in pinned if name in catalog]
+        new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
+        state.loaded += new
+        await conversation.save(state)
+        others = [tool for tool in view.tools if not is_function(tool, view.dialect)]
+        room = self.settings.max_tools - len(others) - 1
+        names = _within(state.loaded, room, keep=present)
+        selected = catalog.tools_named(names)
+        hidden = len(catalog.by_name) - len(selected)
+        servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
+        search = search_tool(view.dialect, hidden, servers)
+        tools = _marked_like(view.tools, [*others, search, *selected], view.dialect)
+        ctx.notes["lazy"] = {
+            "strategy": "search", **state.reason, "tool_tokens": total,
+            "tools_offered": len(catalog.by_name), "tools_forwarded": len(selected),
+            "preloaded": [name for name in preload if name in new], "loaded": len(state.loaded),
+        }
+        extras = {**view.extras, EXTRA: (catalog, search)}
+        return dataclasses.replace(view, tools=tools, extras=extras)
+
+    def _native(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
+                pinned: list[str], total: int, state: ToolState) -> RequestView:
+        keep = set(pinned)
+        tools = [native.deferred(tool) if is_function(tool, view.dialect)
+                 and tool.name not in keep else tool for tool in view.tools]
+        tools = _marked_like(view.tools, [*tools, native.search_tool(view.dialect)], view.dialect)
+        ctx.notes["lazy"] = {"strategy": "native", **state.reason, "tool_tokens": total,
+                             "deferred": sum(t.raw.get("defer_loading") is True for t in tools)}
+        return dataclasses.replace(view, tools=tools)
+
+
+def _text(tools: list[Tool]) -> str:
+    return json.dumps([tool.raw for tool in tools], ensure_ascii=False)
+
+
+def _probe() -> Usage:
+    return Usage(input_tokens=1_000_000)
+
+
+def _within(loaded: list[str], room: int, *, keep: list[str]) -> list[str]:
+    """The loaded set, cut to `room` (OpenAI takes at most 128 tools): pinned, then the newest."""
+    if len(loaded) <= room:
+        return loaded
+    must = [name for name in loaded if name in keep][:room]
+    rest = [name for name in loaded if name not in must]
+    allowed = set(must) | set(rest[len(rest) - (room - len(must)):] if room > len(must) else [])
+    return [name for name in loaded if name in allowed]
+
+
+def _marked_like(before: list[Tool], after: list[Tool], dialect: str) -> list[Tool]:
+    """`after`, with a tools breakpoint on its last tool if one was on any tool `before`.
+
+    `normalize` marks the last tool it saw; once tools are withheld or added,
+    the mark must end the tools actually sent, or the tools prefix is not cached.
+    """
+    if dialect != ANTHROPIC or not any("cache_control" in t.raw for t in before):
+        return after
+    mark = next(t.raw["cache_control"] for t in reversed(before) if "cache_control" in t.raw)
+    out = [Tool(t.name, t.description, t.parameters,
+                {k: v for k, v in t.raw.items() if k != "cache_control"})
+           if "cache_control" in t.raw else t for t in after]
+    *head, last = out
+    return [*head, Tool(last.name, last.description, last.parameters,
+                        {**last.raw, "cache_control": mark})]

@@ -1,0 +1,38 @@
+"""The `[plugins.tools]` table."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToolsSettings(BaseModel):
+    """Settings of the `tools` plugin.
+
+    Dedupe is always on with the plugin. `slim` removes schema annotations
+    that repeat what is already there (lossless). `lazy` withholds tools when a
+    request's function tools exceed `lazy_threshold_tokens`: `mode` picks
+    between tokenopt's own search detour (`search`), the provider's tool search
+    (`native`, only where `native_upstream` says the upstream serves it) or,
+    per conversation by price, any of those or keeping every tool (`auto`).
+    `expected_turns` and `loads_per_turn` are what `auto` assumes of a
+    conversation it has just met.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lazy: bool = False
+    lazy_threshold_tokens: int = Field(default=4000, ge=0)
+    preload_k: int = Field(default=8, ge=0, le=64)
+    search_k: int = Field(default=5, ge=1, le=32)
+    search_rounds: int = Field(default=2, ge=0, le=8)
+    pinned: list[str] = Field(default_factory=list)
+    slim: bool = False
+    hoist_defs: bool = False
+    mode: Literal["auto", "search", "native"] = "auto"
+    native_upstream: bool = False
+    max_tools: int = Field(default=128, ge=2)
+    expected_turns: int = Field(default=10, ge=1)
+    loads_per_turn: float = Field(default=0.3, ge=0)
+    conversation_ttl_seconds: int = Field(default=86400, ge=60)
