@@ -20,6 +20,7 @@ from tokenopt.dialects import dialect_for
 from tokenopt.dialects.base import JSON, RequestView, Tool
 from tokenopt.plugins.tools.answers import ANSWERS, SearchCall, total_usage
 from tokenopt.plugins.tools.catalog import Catalog
+from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.streams import merger_for
 from tokenopt.stream_assembly import assembler_for
 
@@ -30,12 +31,13 @@ class SearchDetour:
     """The rounds of one exchange whose request carries tokenopt's search tool."""
 
     def __init__(self, view: RequestView, catalog: Catalog, *, search: Tool, rounds: int,
-                 k: int, remember: Loader) -> None:
+                 k: int, siblings: int, remember: Loader) -> None:
         self.view = view
         self.catalog = catalog
         self.search = search
         self.rounds_left = rounds
         self.k = k
+        self.siblings = siblings
         self.remember = remember
         self.answers = ANSWERS[view.dialect]
         self.merger = merger_for(view.dialect, search.name)
@@ -67,8 +69,8 @@ class SearchDetour:
         results: dict[str, str] = {}
         offered = {tool.name for tool in self.view.tools}
         for call in self.pending:
-            names = self.catalog.index.search(call.query, self.k,
-                                              exclude=frozenset(offered) | frozenset(found))
+            names = find(self.catalog.index, call.query, self.k, siblings=self.siblings,
+                         exclude=frozenset(offered) | frozenset(found))
             found += names
             results[call.call_id] = self._result_text(call.query, names)
         self.earlier.append(self.last)

@@ -28,6 +28,7 @@ from tokenopt.plugins.tools.conversation import (
 from tokenopt.plugins.tools.dedupe import dedupe
 from tokenopt.plugins.tools.detour import SearchDetour
 from tokenopt.plugins.tools.search_tool import search_tool
+from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.settings import ToolsSettings
 from tokenopt.plugins.tools.slim import slim_tool
 from tokenopt.plugins.tools.state import ConversationTools, ToolState
@@ -91,7 +92,8 @@ class ToolsPlugin:
         conversation = ConversationTools(ctx.store, view.conversation,
                                          self.settings.conversation_ttl_seconds)
         return SearchDetour(view, catalog, search=search, rounds=self.settings.search_rounds,
-                            k=self.settings.search_k, remember=conversation.append)
+                            k=self.settings.search_k, siblings=self.settings.siblings,
+                            remember=conversation.append)
 
     # dedupe and slimming ------------------------------------------------------------
 
@@ -157,7 +159,8 @@ class ToolsPlugin:
                       pinned: list[str], total: int, state: ToolState,
                       conversation: ConversationTools) -> RequestView:
         query = latest_user_text(view)
-        preload = catalog.index.search(query, self.settings.preload_k) if query else []
+        preload = find(catalog.index, query, self.settings.preload_k,
+                       siblings=self.settings.siblings)
         present = [name for name in pinned if name in catalog]
         new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
         state.loaded += new

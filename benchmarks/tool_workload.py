@@ -1,0 +1,236 @@
+"""Lazy tools on agent traffic with hundreds of real MCP tools, replayed on the providers' rules.
+
+Each conversation offers whole real MCP servers from ../shared/data (GitHub,
+Docker catalog, LiveMCPBench captures; server-prefixed names, as MCP clients
+send them) — at least 200 tools a request — plus the tools a real query needs.
+The recorded model calls each needed tool in turn (one model call per tool,
+the tool result coming back as the next turn), then answers in text. Three
+runs per provider on the same lines:
+
+- baseline: every tool on every call, as sent;
+- normalize: the default stable-prefix plugin alone (every tool, cached);
+- tools: normalize + `tools` with `lazy = true` (mode auto: chosen by price).
+
+Tool misses are turns where a tool the recorded model called was never made
+available; detours are the extra search rounds, and their tokens are in the
+totals (they are what the provider bills).
+
+    python -m benchmarks.tool_workload [--out FILE]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from typing import Any
+
+from benchmarks.results import run_benchmark
+from benchmarks.workload import SYSTEM, as_route_tools, load_jsonl
+from tokenopt.pricing import PriceBook
+from tokenopt.replay import TrafficLine, run
+from tokenopt.replay.summary import RunSummary
+from tokenopt.settings import Settings
+from tokenopt.tokens import TokenCounter
+
+ROUTES = {"openai": ("/v1/chat/completions", "/v1/responses"), "anthropic": ("/v1/messages",)}
+MODELS = {"/v1/chat/completions": "gpt-4.1", "/v1/responses": "gpt-5",
+          "/v1/messages": "claude-sonnet-4-5"}
+MCP_SOURCES = ("github-mcp-server", "docker-mcp-registry", "livemcpbench")
+QUERY_SOURCES = ("livemcpbench", "tau-bench", "stabletoolbench", "bfcl_v4")
+MIN_TOOLS = 200
+MAX_CALLS = 4  # tool calls per conversation (a query's first groups)
+CONFIGS: dict[str, dict[str, Any]] = {
+    "normalize": {"tools": {"enabled": False}},
+    "tools": {"tools": {"lazy": True}},
+}
+
+
+def server_of(tool: dict[str, Any]) -> str:
+    server = tool.get("server") or tool["source"].split("/")[-1]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(server))
+
+
+def named(tool: dict[str, Any]) -> dict[str, Any]:
+    """The tool as an MCP client sends it: `server__tool`, within providers' 64 characters."""
+    name = f"{server_of(tool)}__{tool['name']}".replace("/", "_")[:64]
+    return {"name": name, "description": tool.get("description") or "",
+            "input_schema": tool.get("input_schema") or {"type": "object", "properties": {}}}
+
+
+def conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    tools = load_jsonl("tools.jsonl")
+    by_id = {t["id"]: t for t in tools}
+    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tool in tools:
+        if tool["source"].startswith(MCP_SOURCES):
+            servers[server_of(tool)].append(tool)
+    queries = [q for q in load_jsonl("queries.jsonl") if q["source"].startswith(QUERY_SOURCES)
+               and all(g and g[0] in by_id for g in q["relevant_groups"])]
+    by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for query in queries:
+        by_source[query["source"].split("/")[0]].append(query)
+    lines: list[dict[str, Any]] = []
+    start = 1_760_000_000.0
+    for route_index, route in enumerate(r for routes in ROUTES.values() for r in routes):
+        for n in range(per_route):
+            source = QUERY_SOURCES[n % len(QUERY_SOURCES)]
+            query = rng.choice(by_source[source])
+            needed = [by_id[g[0]] for g in query["relevant_groups"][:MAX_CALLS]]
+            offered = {named(t)["name"]: named(t) for t in needed}
+            for server in rng.sample(sorted(servers), len(servers)):
+                if len(offered) >= MIN_TOOLS:
+                    break
+                offered.update({named(t)["name"]: named(t) for t in servers[server]})
+            tool_list = list(offered.values())
+            rng.shuffle(tool_list)
+            conv = f"{route.strip('/').replace('/', '-')}-{n}"
+            lines += agent_loop(route, conv, tool_list, query["query"],
+                                [named(t)["name"] for t in needed],
+                                start=start + route_index * 100_000 + n * 600, rng=rng)
+    return sorted(lines, key=lambda line: line["ts"])
+
+
+def agent_loop(route: str, conv: str, tools: list[dict[str, Any]], query: str,
+               calls: list[str], *, start: float, rng: random.Random) -> list[dict[str, Any]]:
+    """One task: a model call per needed tool, then the answer; history grows as an agent's."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": query}]
+    lines = []
+    ts = start
+    for turn, name in enumerate([*calls, None]):
+        call_id = f"call_{conv}_{turn}"
+        lines.append({"ts": ts, "path": route, "headers": {"x-tokenopt-conversation": conv},
+                      "body": {**body_for(route, tools, history), "stream": turn % 2 == 1},
+                      "response": answer(route, name, call_id)})
+        if name is not None:
+            history += tool_turn(route, name, call_id)
+        ts += rng.uniform(3, 25)
+    return lines
+
+
+def body_for(route: str, tools: list[dict[str, Any]], history: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    model = MODELS[route]
+    offered = as_route_tools(route, tools)
+    if route == "/v1/messages":
+        return {"model": model, "max_tokens": 2048, "system": SYSTEM, "tools": offered,
+                "messages": list(history)}
+    if route == "/v1/responses":
+        return {"model": model, "instructions": SYSTEM, "tools": offered, "input": list(history)}
+    return {"model": model, "tools": offered,
+            "messages": [{"role": "system", "content": SYSTEM}, *history]}
+
+
+def answer(route: str, tool: str | None, call_id: str) -> dict[str, Any]:
+    """The recorded response: a call to `tool`, or the final text."""
+    text = "Here is what I found, step by step, with the results of each tool."
+    if route == "/v1/messages":
+        block = ({"type": "tool_use", "id": call_id, "name": tool, "input": {}} if tool
+                 else {"type": "text", "text": text})
+        return {"content": [block], "usage": {"output_tokens": 60}}
+    if route == "/v1/responses":
+        item = ({"type": "function_call", "call_id": call_id, "name": tool, "arguments": "{}"}
+                if tool else {"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": text}]})
+        return {"output": [item], "usage": {"output_tokens": 60}}
+    message: dict[str, Any] = {"role": "assistant", "content": None if tool else text}
+    if tool:
+        message["tool_calls"] = [{"id": call_id, "type": "function",
+                                  "function": {"name": tool, "arguments": "{}"}}]
+    return {"choices": [{"message": message}], "usage": {"completion_tokens": 60}}
+
+
+def tool_turn(route: str, tool: str, call_id: str) -> list[dict[str, Any]]:
+    result = json.dumps({"ok": True, "tool": tool, "items": [f"{tool} result {i}" for i in range(5)]})
+    if route == "/v1/messages":
+        return [{"role": "assistant", "content": [{"type": "tool_use", "id": call_id, "name": tool,
+                                                   "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id,
+                                              "content": result}]}]
+    if route == "/v1/responses":
+        return [{"type": "function_call", "call_id": call_id, "name": tool, "arguments": "{}"},
+                {"type": "function_call_output", "call_id": call_id, "output": result}]
+    return [{"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": tool, "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": result}]
+
+
+FIGURES = ("requests", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+           "output_tokens", "cost_usd", "tool_misses", "search_detours")
+
+
+async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
+    lines = conversations(per_route, seed)
+    counter = TokenCounter()
+    prices = PriceBook.load()
+    tools_per_request = [len(line["body"]["tools"]) for line in lines]
+    result: dict[str, Any] = {
+        "benchmark": "tool_workload", "configs": CONFIGS, "lines": len(lines),
+        "conversations": per_route * 3, "tools_per_request_min": min(tools_per_request),
+        "tools_per_request_mean": round(sum(tools_per_request) / len(lines), 1), "providers": {},
+    }
+    for provider, routes in ROUTES.items():
+        picked = [TrafficLine.model_validate(line) for line in lines if line["path"] in routes]
+        runs: dict[str, Any] = {}
+        baseline = await run(picked, counter=counter)
+        runs["baseline"] = RunSummary.of(baseline.bills, prices).as_json()
+        detail: dict[str, Any] = {}
+        for name, config in CONFIGS.items():
+            settings = Settings.load(environ={}, plugins=config)
+            optimized = await run(picked, settings=settings, counter=counter)
+            runs[name] = RunSummary.of(optimized.bills, prices).as_json()
+            if name == "tools":
+                detail = _detours(optimized, prices)
+        turns = len(picked)
+        base, norm, lazy = runs["baseline"], runs["normalize"], runs["tools"]
+        result["providers"][provider] = {
+            "turns": turns,
+            **{name: {k: r[k] for k in FIGURES} for name, r in runs.items()},
+            "input_tokens_vs_baseline": round(1 - lazy["input_tokens"] / base["input_tokens"], 4),
+            "cost_vs_normalize": round(lazy["cost_usd"] / norm["cost_usd"], 4),
+            "cost_vs_baseline": round(lazy["cost_usd"] / base["cost_usd"], 4),
+            "tool_miss_share": round(lazy["tool_misses"] / turns, 4),
+            **detail,
+        }
+    return result
+
+
+def _detours(optimized: Any, prices: PriceBook) -> dict[str, Any]:
+    """What the search detours cost, and which strategies the conversations were given."""
+    from tokenopt.dialects.base import Usage
+
+    strategies: dict[str, int] = defaultdict(int)
+    seen: set[str] = set()
+    detour_tokens = 0
+    detour_cost = 0.0
+    for record in optimized.records:
+        notes = record.plugin_notes.get("tools", {})
+        lazy = notes.get("lazy", {})
+        if record.conversation not in seen and lazy:
+            seen.add(record.conversation or "")
+            strategies[lazy.get("strategy", "?")] += 1
+        for usage in notes.get("calls", [])[:-1]:  # every call but the one the client got
+            if not isinstance(usage, dict):
+                continue
+            tokens = _input_tokens(usage)
+            detour_tokens += tokens
+            provider = "anthropic" if record.route == "/v1/messages" else "openai"
+            detour_cost += prices.cost(record.model, Usage(
+                input_tokens=tokens, output_tokens=int(usage.get("output_tokens")
+                                                       or usage.get("completion_tokens") or 0)),
+                provider=provider).total_usd
+    return {"strategies": dict(strategies), "detour_input_tokens": detour_tokens,
+            "detour_cost_usd_uncached_upper_bound": round(detour_cost, 6)}
+
+
+def _input_tokens(usage: dict[str, Any]) -> int:
+    if "prompt_tokens" in usage:
+        return int(usage["prompt_tokens"])
+    base = int(usage.get("input_tokens") or 0)
+    return base + int(usage.get("cache_read_input_tokens") or 0) + int(
+        usage.get("cache_creation_input_tokens") or 0)
+
+
+if __name__ == "__main__":
+    run_benchmark(measure, "tool_workload", __doc__)

@@ -1,0 +1,37 @@
+"""Which tools a search loads: the best matches, and their closest siblings on the same server.
+
+Tools of one MCP server are used together (find the user, then read their
+orders; geocode, then route), and a task's first step often shares no word
+with the request while its server's other tools do. So after the `k` best
+matches, up to `siblings` more tools of each of the top two matches' servers
+are loaded, best-ranked first (unranked ones in the server's own order).
+"""
+
+from __future__ import annotations
+
+from tokenopt.tools import ToolIndex
+
+SIBLING_SERVERS = 2
+
+
+def server_of(name: str) -> str | None:
+    server, sep, _ = name.partition("__")
+    return server if sep else None
+
+
+def find(index: ToolIndex, query: str, k: int, *, exclude: frozenset[str] = frozenset(),
+         siblings: int = 0) -> list[str]:
+    if not query or k <= 0:
+        return []
+    ranked = index.search(query, len(index.names), exclude=exclude)
+    found = ranked[:k]
+    if siblings <= 0:
+        return found
+    taken = set(found) | exclude
+    order = [*ranked, *(name for name in index.names if name not in set(ranked))]
+    servers = list(dict.fromkeys(s for name in found if (s := server_of(name)) is not None))
+    for server in servers[:SIBLING_SERVERS]:
+        more = [name for name in order if server_of(name) == server and name not in taken]
+        found += more[:siblings]
+        taken.update(more[:siblings])
+    return found
