@@ -92,10 +92,54 @@ def conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
     return sorted(lines, key=lambda line: line["ts"])
 
 
+def choice_conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
+    """The `auto` test: half the conversations as above, half with few tools and a long context.
+
+    With ~40 tools and a 20K-token document in the history, every tool loaded later
+    rewrites the document into the cache, so keeping every tool is the cheaper choice;
+    with 200+ tools and a short history, withholding them is. `auto` must pick each.
+    """
+    rng = random.Random(seed)
+    big = conversations(per_route, seed)
+    tools = load_jsonl("tools.jsonl")
+    by_id = {t["id"]: t for t in tools}
+    document = "\n\n".join(f"{t['name']}: {t.get('description') or ''}"
+                            for t in rng.sample(tools, 400))
+    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tool in tools:
+        if tool["source"].startswith("livemcpbench"):
+            servers[server_of(tool)].append(tool)
+    tasks = [q for q in load_jsonl("queries.jsonl") if q["source"] == "livemcpbench"
+             and all(g and g[0] in by_id for g in q["relevant_groups"])]
+    small: list[dict[str, Any]] = []
+    routes = [r for rs in ROUTES.values() for r in rs]
+    for route_index, route in enumerate(routes):
+        for n in range(per_route):
+            query = rng.choice(tasks)
+            needed = [by_id[g[0]] for g in query["relevant_groups"][:MAX_CALLS]]
+            offered = {named(t)["name"]: named(t) for t in needed}
+            for server in rng.sample(sorted(servers), len(servers)):
+                if len(offered) >= 40:
+                    break
+                offered.update({named(t)["name"]: named(t) for t in servers[server]})
+            conv = f"small-{route.strip('/').replace('/', '-')}-{n}"
+            small += agent_loop(route, conv, list(offered.values()), query["query"],
+                                [named(t)["name"] for t in needed], context=document,
+                                start=1_770_000_000.0 + route_index * 100_000 + n * 600, rng=rng)
+    return sorted([*big, *small], key=lambda line: line["ts"])
+
+
 def agent_loop(route: str, conv: str, tools: list[dict[str, Any]], query: str,
-               calls: list[str], *, start: float, rng: random.Random) -> list[dict[str, Any]]:
-    """One task: a model call per needed tool, then the answer; history grows as an agent's."""
+               calls: list[str], *, start: float, rng: random.Random,
+               context: str = "") -> list[dict[str, Any]]:
+    """One task: a model call per needed tool, then the answer; history grows as an agent's.
+
+    `context` is material the client put before the task (a long document, earlier work).
+    """
     history: list[dict[str, Any]] = [{"role": "user", "content": query}]
+    if context:
+        history = [{"role": "user", "content": context},
+                   {"role": "assistant", "content": "Noted. What should I do with it?"}, *history]
     lines = []
     ts = start
     for turn, name in enumerate([*calls, None]):
@@ -193,7 +237,30 @@ async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
             "tool_miss_share": round(lazy["tool_misses"] / turns, 4),
             **detail,
         }
+    result["auto_choice"] = await _choice(per_route, seed, counter, prices)
     return result
+
+
+CHOICES: dict[str, dict[str, Any]] = {
+    "keep": {"tools": {"lazy": False}},
+    "search": {"tools": {"lazy": True, "mode": "search"}},
+    "auto": {"tools": {"lazy": True, "mode": "auto"}},
+}
+
+
+async def _choice(per_route: int, seed: int, counter: TokenCounter,
+                  prices: PriceBook) -> dict[str, Any]:
+    """Every strategy forced on the mixed traffic, against `auto` choosing per conversation."""
+    lines = [TrafficLine.model_validate(line) for line in choice_conversations(per_route, seed)]
+    out: dict[str, Any] = {"lines": len(lines)}
+    for name, config in CHOICES.items():
+        optimized = await run(lines, settings=Settings.load(environ={}, plugins=config),
+                              counter=counter)
+        summary = RunSummary.of(optimized.bills, prices).as_json()
+        out[name] = {k: summary[k] for k in FIGURES}
+        if name == "auto":
+            out["auto"]["strategies"] = _detours(optimized, prices)["strategies"]
+    return out
 
 
 def _detours(optimized: Any, prices: PriceBook) -> dict[str, Any]:

@@ -66,10 +66,11 @@ def _number(value: Any) -> bool:
 
 def _query(arguments: Any) -> str:
     if isinstance(arguments, str):
+        text = arguments
         try:
-            arguments = json.loads(arguments)
+            arguments = json.loads(text)
         except ValueError:
-            return arguments
+            return text
     if isinstance(arguments, dict):
         value = arguments.get("query")
         return value if isinstance(value, str) else json.dumps(arguments)
@@ -117,7 +118,7 @@ class ChatAnswers:
 
     def calls(self, body: JSON, search: str) -> RoundCalls:
         calls = _dicts(_message(body).get("tool_calls"))
-        named = [(c, c.get("function") if isinstance(c.get("function"), dict) else {}) for c in calls]
+        named = [(c, _function(c)) for c in calls]
         return RoundCalls(
             tuple(SearchCall(str(c.get("id")), _query(f.get("arguments"))) for c, f in named
                   if f.get("name") == search),
@@ -152,6 +153,11 @@ class ChatAnswers:
         if usage is not None:
             merged["usage"] = usage
         return merged
+
+
+def _function(call: JSON) -> JSON:
+    function = call.get("function")
+    return function if isinstance(function, dict) else {}
 
 
 def _message(body: JSON) -> JSON:
