@@ -10,7 +10,7 @@ from tokenopt.tokens import TokenCounter
 
 COUNTER = TokenCounter()
 # "alpha beta ..." words are one token each in cl100k: n words → n tokens.
-WORDS = "alpha beta gamma delta model token cache prefix stream reply".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "model", "token", "cache", "prefix", "stream", "reply"]
 
 
 def text(tokens: int, offset: int = 0) -> str:

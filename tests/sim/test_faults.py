@@ -67,12 +67,12 @@ def test_reset_before_drops_the_connection_without_a_response() -> None:
 def test_reset_mid_stream_sends_some_events_then_aborts() -> None:
     app = create_sim_app()
     seen: list[str] = []
-    with ServerThread(app) as url, httpx.Client(base_url=url) as client:
-        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-            with client.stream("POST", "/v1/chat/completions", json=CHAT,
-                               headers={"x-sim-fail": "reset-mid-stream"}) as response:
-                assert response.status_code == 200
-                seen.extend(line for line in response.iter_lines() if line)
+    with (ServerThread(app) as url, httpx.Client(base_url=url) as client,
+          pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)),
+          client.stream("POST", "/v1/chat/completions", json=CHAT,
+                        headers={"x-sim-fail": "reset-mid-stream"}) as response):
+        assert response.status_code == 200
+        seen.extend(line for line in response.iter_lines() if line)
     assert 1 <= len(seen) <= 3 and "[DONE]" not in "".join(seen)
     assert app.state.cancelled == 0  # the simulator cut it: not a client cancel
 

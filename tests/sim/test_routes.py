@@ -268,7 +268,7 @@ async def test_reasoning_spends_tokens_each_provider_reports(client: httpx.Async
     assert responses["usage"]["output_tokens_details"]["reasoning_tokens"] == 64
     body = {**MESSAGES, "max_tokens": 8000, "thinking": {"type": "enabled", "budget_tokens": 4000}}
     anthropic = (await client.post("/v1/messages", json=body)).json()
-    thinking, text = anthropic["content"]
+    thinking, _ = anthropic["content"]
     assert thinking["type"] == "thinking" and thinking["signature"]
     assert COUNTER.count(thinking["thinking"]) == 1000  # a quarter of the budget
     assert anthropic["usage"]["output_tokens"] == 1000 + 24  # thinking is billed as output

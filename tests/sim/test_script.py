@@ -72,22 +72,27 @@ async def test_a_missing_tool_without_search_is_a_tool_miss_answered_as_recorded
     assert bill.outcome == "tool_miss"
 
 
-async def test_deferred_tools_count_as_offered_only_with_a_search_tool() -> None:
+async def test_a_deferred_tool_is_callable_only_once_a_tool_reference_loads_it() -> None:
     deferred = {"name": "get_weather", "input_schema": {"type": "object"}, "defer_loading": True}
+    finder = {"name": "finder", "input_schema": {"type": "object"}}
     recorded = {"content": [{"type": "tool_use", "id": "t1", "name": "get_weather",
                              "input": {"city": "Paris"}}],
                 "usage": {"output_tokens": 30}}
-    body = {"model": "claude-sonnet-4-6", "max_tokens": 100,
-            "messages": [{"role": "user", "content": "Weather?"}]}
-    regex = {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}
+    turn = [{"role": "user", "content": "Weather?"}]
+    loaded = [*turn,
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "t0", "name": "finder",
+                                                 "input": {}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t0", "content": [
+                  {"type": "tool_reference", "tool_name": "get_weather"}]}]}]
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "tools": [finder, deferred]}
 
-    alone, miss = await ask({**body, "tools": [deferred]}, recorded, "/v1/messages")
-    searched, hit = await ask({**body, "tools": [regex, deferred]}, recorded, "/v1/messages")
+    _, miss = await ask({**body, "messages": turn}, recorded, "/v1/messages")
+    answered, hit = await ask({**body, "messages": loaded}, recorded, "/v1/messages")
 
     assert miss.outcome == "tool_miss"
     assert hit.outcome == "recorded"
-    assert searched["content"][0]["name"] == "get_weather"
-    assert searched["usage"]["output_tokens"] == 30
+    assert answered["content"][0]["name"] == "get_weather"
+    assert answered["usage"]["output_tokens"] == 30
 
 
 async def test_a_recorded_text_answer_on_responses() -> None:

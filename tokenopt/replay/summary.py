@@ -11,6 +11,11 @@ from tokenopt.pricing import Cost, PriceBook
 from tokenopt.sim.bills import Bill
 
 
+# Answers that were a search for tools: tokenopt's own detour, the provider's native search
+# inside a call, or a client-run Responses tool search.
+SEARCH_OUTCOMES = frozenset({"search", "native_search", "client_search"})
+
+
 @dataclass
 class Totals:
     """Usage and cost of a set of upstream calls; `input_tokens` is the whole prompt."""
@@ -43,7 +48,7 @@ class Totals:
         self.output_tokens += counts.output_tokens
         self.reasoning_tokens += counts.reasoning_tokens
         self.tool_misses += bill.outcome == "tool_miss"
-        self.search_detours += bill.outcome == "search"
+        self.search_detours += bill.outcome in SEARCH_OUTCOMES
         self.estimated_tokens |= bill.estimate
         self.unpriced_requests += not cost.priced
         self.input_cost_usd += cost.input_usd

@@ -8,9 +8,17 @@ import json
 from typing import Any, ClassVar
 
 from tokenopt.sim.cache_anthropic import MAX_BREAKPOINTS
+from tokenopt.sim.deferred import anthropic_loads, check_messages, prompt_tools
+from tokenopt.sim.native_search import search_arguments
 from tokenopt.sim.openai_chat import forced_tool
 from tokenopt.sim.prompt import Prompt
-from tokenopt.sim.reply import Ask, Reply, reasoning_for_budget, reasoning_for_effort
+from tokenopt.sim.reply import (
+    Ask,
+    Reply,
+    ToolSearch,
+    reasoning_for_budget,
+    reasoning_for_effort,
+)
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
 
@@ -50,6 +58,8 @@ class MessagesRoute:
             return anthropic_error(400, f"{exc.param}: Field required")
         if exc.problem == "type":
             return anthropic_error(400, f"{exc.param}: Input should be {exc.expected}")
+        if exc.problem == "unknown":
+            return anthropic_error(400, f"{exc.param}: Extra inputs are not permitted")
         return anthropic_error(400, exc.problem)
 
     def ask(self, body: JSON) -> Ask:
@@ -67,6 +77,7 @@ class MessagesRoute:
         if marked > MAX_BREAKPOINTS:
             raise Invalid("cache_control", f"A maximum of {MAX_BREAKPOINTS} blocks with "
                           f"cache_control may be provided. Found {marked}.")
+        check_messages(body)
         return Ask(
             model=model,
             stream=bool(take(body, "stream", "boolean")),
@@ -78,10 +89,12 @@ class MessagesRoute:
     def prompt(self, body: JSON, counter: TokenCounter) -> Prompt:
         system = body.get("system")
         salt = json.dumps([body.get("tool_choice"), body.get("thinking")], sort_keys=True)
+        tools = body.get("tools") or []
+        blocks = _blocks_of(body["messages"])
         prompt = Prompt.build(
-            self.path, body["model"], counter, tools=body.get("tools") or [],
+            self.path, body["model"], counter, tools=prompt_tools(self.path, tools),
             system=[system] if isinstance(system, str) else system or [],
-            messages=_blocks_of(body["messages"]), salt=salt,
+            messages=blocks, loaded_at=anthropic_loads(blocks, tools), salt=salt,
         )
         automatic = body.get("cache_control")
         if isinstance(automatic, dict) and prompt.segments:
@@ -173,12 +186,26 @@ def _blocks(reply: Reply) -> list[JSON]:
     if reply.reasoning_tokens:
         blocks.append({"type": "thinking", "thinking": reply.reasoning_text,
                        "signature": _signature(reply.reasoning_text)})
+    if reply.search:
+        blocks += _search_blocks(reply.search)
     if reply.tool_call:
         blocks.append({"type": "tool_use", "id": new_id("toolu_01"), "name": reply.tool_call.name,
                        "input": json.loads(reply.tool_call.arguments)})
     elif reply.text:
         blocks.append({"type": "text", "text": reply.text})
     return blocks
+
+
+def _search_blocks(search: ToolSearch) -> list[JSON]:
+    """The server-side search, then what it found: both blocks precede the answer."""
+    call_id = new_id("srvtoolu_01")
+    references = [{"type": "tool_reference", "tool_name": name} for name in search.found]
+    return [
+        {"type": "server_tool_use", "id": call_id, "name": search.tool,
+         "input": search_arguments(search)},
+        {"type": "tool_search_tool_result", "tool_use_id": call_id,
+         "content": {"type": "tool_search_tool_search_result", "tool_references": references}},
+    ]
 
 
 def _block_events(index: int, block: JSON) -> list[Event]:
@@ -189,13 +216,15 @@ def _block_events(index: int, block: JSON) -> list[Event]:
         shell: JSON = {"type": "thinking", "thinking": "", "signature": ""}
         deltas = [{"type": "thinking_delta", "thinking": piece} for piece in text_deltas(block["thinking"])]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
-    elif kind == "tool_use":
+    elif kind in ("tool_use", "server_tool_use"):
         shell = {**block, "input": {}}
         arguments = json.dumps(block["input"], separators=(",", ":"))
         deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces(arguments)]
-    else:
+    elif kind == "text":
         shell = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": piece} for piece in text_deltas(block["text"])]
+    else:  # a server tool's result arrives whole in its start event
+        shell, deltas = block, []
     events: list[Event] = [("content_block_start",
                             {"type": "content_block_start", "index": index, "content_block": shell})]
     events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
 import anyio
+import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -85,7 +86,7 @@ class Connection:
         if sock is not None:  # linger 0: close() sends RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
-        await anyio.sleep(0)  # let uvicorn see the loss before the app returns
+        await anyio.lowlevel.checkpoint()  # let uvicorn see the loss before the app returns
 
 
 def route_for(path: str) -> WireRoute:
@@ -256,7 +257,9 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
                 reply, outcome = plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
             else:
                 reply, outcome = scripted_reply(wire.path, body, recorded, ask, counter)
-            counts = Counts(prompt.tokens, reply.output_tokens, reply.reasoning_tokens,
+            # A server-side tool search loads definitions mid-call: input beyond the prompt.
+            counts = Counts(prompt.tokens + reply.search_input_tokens, reply.output_tokens,
+                            reply.reasoning_tokens,
                             hit.cached_tokens, hit.cache_write_tokens, hit.cache_write_1h_tokens)
             bills.append(Bill(wire.path, ask.model, scope, counts, outcome,
                               counter.is_estimate(ask.model)))

@@ -12,8 +12,10 @@ class Bill:
     """One answered request: who, which model, the usage reported, and how the model chose.
 
     `outcome` is `generated` (no recorded answer), `recorded`, `search` (a
-    recorded tool was not offered, so the model searched) or `tool_miss` (not
-    offered and nothing to search with).
+    recorded tool was not offered, so the model called a function search
+    tool), `native_search` (the provider's server-side tool search loaded it
+    within this call), `client_search` (the model called a client-run
+    provider tool search) or `tool_miss` (not offered and not found).
     """
 
     route: str

@@ -37,6 +37,9 @@ def openai_invalid(exc: Invalid) -> JSON:
     if exc.problem == "type":
         return openai_error(400, f"Invalid type for '{exc.param}': expected {exc.expected}.",
                             param=exc.param, code="invalid_type")
+    if exc.problem == "unknown":
+        return openai_error(400, f"Unknown parameter: '{exc.param}'.", param=exc.param,
+                            code="unknown_parameter")
     return openai_error(400, exc.problem, param=exc.param, code="invalid_value")
 
 

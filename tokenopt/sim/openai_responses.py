@@ -5,9 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from tokenopt.sim.deferred import (
+    check_responses,
+    prompt_tools,
+    responses_input,
+    responses_loaded,
+)
+from tokenopt.sim.native_search import search_arguments
 from tokenopt.sim.openai_chat import OpenAIErrors, forced_tool, openai_usage_details
 from tokenopt.sim.prompt import Prompt, str_or_none
-from tokenopt.sim.reply import Ask, Reply, reasoning_for_effort
+from tokenopt.sim.reply import Ask, Reply, ToolSearch, reasoning_for_effort
 from tokenopt.sim.wire import JSON, Counts, Event, new_id, pieces, take, text_deltas
 from tokenopt.tokens import TokenCounter
 
@@ -29,6 +36,7 @@ class ResponsesRoute(OpenAIErrors):
         take(body, "instructions", "string")
         tools = take(body, "tools", "array") or []
         reasoning = take(body, "reasoning", "object") or {}
+        check_responses(body)
         return Ask(
             model=model,
             stream=bool(take(body, "stream", "boolean")),
@@ -41,19 +49,21 @@ class ResponsesRoute(OpenAIErrors):
         items = body["input"]
         messages = [{"role": "user", "content": items}] if isinstance(items, str) else items
         instructions = body.get("instructions")
+        tools = prompt_tools(self.path, body.get("tools") or [])
         return Prompt.build(
-            self.path, body["model"], counter, tools=body.get("tools") or [],
+            self.path, body["model"], counter, tools=tools,
             system=[instructions] if isinstance(instructions, str) else [],
-            messages=messages, cache_key=body.get("prompt_cache_key"),
+            messages=responses_input(messages), loaded_last=responses_loaded(messages),
+            cache_key=body.get("prompt_cache_key"),
             retention=str_or_none(body.get("prompt_cache_retention")),
         )
 
     def respond(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> JSON:
-        return _response(body, ask, _items(reply), reply, counts)
+        return _response(body, ask, _items(body, reply), reply, counts)
 
     def stream(self, body: JSON, ask: Ask, reply: Reply, counts: Counts) -> list[Event]:
         base = _response(body, ask, [], None, None)
-        items = _items(reply)
+        items = _items(body, reply)
         raw: list[JSON] = [
             {"type": "response.created", "response": base},
             {"type": "response.in_progress", "response": base},
@@ -88,20 +98,49 @@ def _response(body: JSON, ask: Ask, output: list[JSON], reply: Reply | None,
     }
 
 
-def _items(reply: Reply) -> list[JSON]:
+def _items(body: JSON, reply: Reply) -> list[JSON]:
     status = "incomplete" if reply.truncated else "completed"
     items: list[JSON] = []
     if reply.reasoning_tokens:
         items.append({"id": new_id("rs_", 48), "type": "reasoning", "summary": []})
+    if reply.search:
+        items += _search_items(reply.search)
     if reply.tool_call:
-        items.append({"id": new_id("fc_", 48), "type": "function_call", "status": status,
+        call: JSON = {"id": new_id("fc_", 48), "type": "function_call", "status": status,
                       "arguments": reply.tool_call.arguments, "call_id": new_id("call_"),
-                      "name": reply.tool_call.name})
+                      "name": reply.tool_call.name}
+        namespace = _namespace_of(body, reply.tool_call.name)
+        items.append({**call, "namespace": namespace} if namespace else call)
+    elif reply.search and reply.search.execution == "client":
+        pass  # the turn ends at the search call: the client runs it
     elif reply.text or not reply.truncated:
         part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
         items.append({"id": new_id("msg_", 48), "type": "message", "status": status,
                       "role": "assistant", "content": [part]})
     return items
+
+
+def _search_items(search: ToolSearch) -> list[JSON]:
+    """The search call; a server-run search also returns what it loaded, before the answer."""
+    call_id = new_id("call_")
+    call = {"id": new_id("tsc_", 48), "type": "tool_search_call", "call_id": call_id,
+            "execution": search.execution, "status": "completed",
+            "arguments": search_arguments(search)}
+    if search.execution == "client":
+        return [call]
+    return [call, {"id": new_id("tso_", 48), "type": "tool_search_output", "call_id": call_id,
+                   "execution": "server", "status": "completed", "tools": list(search.loaded)}]
+
+
+def _namespace_of(body: JSON, name: str) -> str | None:
+    """The namespace a called function sits in: Responses names it on the call."""
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            inner = tool.get("tools")
+            if isinstance(inner, list) and any(
+                    isinstance(fn, dict) and fn.get("name") == name for fn in inner):
+                return str(tool.get("name"))
+    return None
 
 
 def _item_events(index: int, item: JSON) -> list[JSON]:
@@ -111,6 +150,8 @@ def _item_events(index: int, item: JSON) -> list[JSON]:
         shell = item
     elif item["type"] == "function_call":
         shell = {**item, "arguments": "", "status": "in_progress"}
+    elif item["type"] in ("tool_search_call", "tool_search_output"):
+        shell = {**item, "status": "in_progress"}
     else:
         shell = {**item, "content": [], "status": "in_progress"}
     events: list[JSON] = [{"type": "response.output_item.added", "output_index": index, "item": shell}]

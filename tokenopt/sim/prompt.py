@@ -9,7 +9,7 @@ reordered tool list or an edited schema changes the bytes the cache model sees.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,17 +65,28 @@ class Prompt:
         tools: Iterable[Any] = (),
         system: Iterable[Any] = (),
         messages: Iterable[Any] = (),
+        loaded_at: Mapping[int, Sequence[Any]] | None = None,
+        loaded_last: Iterable[Any] = (),
         cache_key: str | None = None,
         retention: str | None = None,
         salt: str = "",
     ) -> Prompt:
-        """Segments for tools, then system parts, then messages, counted for `model`."""
-        parts: list[tuple[SegmentKind, Any]] = [("tool", tool) for tool in tools]
-        parts += [("system", part) for part in system]
-        parts += [("message", message) for message in messages]
+        """Segments for tools, then system parts, then messages, counted for `model`.
+
+        Tool definitions loaded by tool search are appended, never swapped into
+        the tools: `loaded_at[i]` joins message `i`'s segment (Anthropic bills
+        them where the `tool_reference` is), `loaded_last` follows the messages
+        as tool segments (OpenAI appends them at the end of the context).
+        """
+        loads = loaded_at or {}
+        parts: list[tuple[SegmentKind, Any, Sequence[Any]]] = [("tool", t, ()) for t in tools]
+        parts += [("system", part, ()) for part in system]
+        parts += [("message", m, loads.get(i, ())) for i, m in enumerate(messages)]
+        parts += [("tool", tool, ()) for tool in loaded_last]
         segments = []
-        for kind, raw in parts:
+        for kind, raw, loaded in parts:
             text = segment_text(unmarked(raw)) if kind == "tool" else message_text(raw)
+            text = "\n".join([text, *(segment_text(unmarked(tool)) for tool in loaded)])
             segments.append(Segment(kind, text, counter.count(text, model), marker(raw)))
         return cls(route, model, tuple(segments), cache_key, retention, salt)
 

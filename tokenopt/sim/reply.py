@@ -9,17 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tokenopt.tokens import TokenCounter
 
 # Each is one token, with or without a leading space, in cl100k and o200k.
-VOCABULARY: Final = (
-    "alpha beta gamma delta model token cache prefix stream reply quick brown fox lazy dog "
-    "river stone cloud light green blue water fire earth wind paper glass bright steady simple "
-    "clear small large early late north south east west time place field house road tree star "
-    "moon sun rain snow sand"
-).split()
+VOCABULARY: Final = [
+    "alpha", "beta", "gamma", "delta", "model", "token", "cache", "prefix", "stream", "reply",
+    "quick", "brown", "fox", "lazy", "dog", "river", "stone", "cloud", "light", "green", "blue",
+    "water", "fire", "earth", "wind", "paper", "glass", "bright", "steady", "simple", "clear",
+    "small", "large", "early", "late", "north", "south", "east", "west", "time", "place",
+    "field", "house", "road", "tree", "star", "moon", "sun", "rain", "snow", "sand"
+]
 
 # Reasoning tokens spent per effort level; thinking budgets spend a quarter, capped.
 EFFORT_TOKENS: Final[dict[str, int]] = {
@@ -38,6 +39,26 @@ class ToolCall:
 
     name: str
     arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSearch:
+    """A provider-native tool search the model called before answering.
+
+    `tool` is the name it was called by, `execution` who runs it: the provider
+    (`server`, within the same response) or the client (`client`, the response
+    ends at the call). A server search carries the names it found and the
+    definitions it loaded; the model reads those when it samples again, so
+    `loaded_tokens` are billed as input of the same call.
+    """
+
+    tool: str
+    query: str
+    execution: Literal["server", "client"]
+    call_tokens: int
+    found: tuple[str, ...] = ()
+    loaded: tuple[dict[str, Any], ...] = ()
+    loaded_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +86,18 @@ class Reply:
     reasoning_tokens: int
     tool_call: ToolCall | None
     truncated: bool
+    search: ToolSearch | None = None
 
     @property
     def output_tokens(self) -> int:
-        """Everything billed as output: reasoning, text and tool-call arguments."""
-        return self.reasoning_tokens + self.text_tokens
+        """Everything billed as output: reasoning, a search call, text and tool-call arguments."""
+        searched = self.search.call_tokens if self.search else 0
+        return self.reasoning_tokens + searched + self.text_tokens
+
+    @property
+    def search_input_tokens(self) -> int:
+        """Input beyond the prompt: definitions a server-side search loaded mid-call."""
+        return self.search.loaded_tokens if self.search else 0
 
 
 def seed_of(body: dict[str, Any]) -> bytes:

@@ -1,10 +1,17 @@
-"""The simulated model when a recorded answer exists: replay it, detour to search, or miss.
+"""The simulated model when a recorded answer exists: replay it, search for tools, or miss.
 
 Replay hands the simulator each traffic line's recorded response. The model
-answers with it when every tool it calls is offered in the (possibly
-optimised) request. When one is not, it does what a real model would: call the
-request's search tool with the latest user text; without a search tool it
-answers as recorded anyway and the turn counts as a tool miss.
+answers with it when every tool it calls is callable in the (possibly
+optimised) request. When one is not, it does what a real model would:
+
+- with the provider's own tool search offered (and the tool deferred, or no
+  function search tool to use instead), it searches natively: a server-side
+  search loads what it finds and answers within the same call
+  (`native_search`, or `tool_miss` if the tool was not found); a client-side
+  one ends the turn at the search call (`client_search`);
+- with a function search tool (tokenopt's own), it calls that with the latest
+  user text (`search`);
+- otherwise it answers as recorded anyway and the turn is a `tool_miss`.
 """
 
 from __future__ import annotations
@@ -13,28 +20,31 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from tokenopt.sim.reply import Ask, Reply, ToolCall, words
+from tokenopt.sim.deferred import catalog
+from tokenopt.sim.native_search import client_search, server_search
+from tokenopt.sim.reply import Ask, Reply, ToolCall, ToolSearch, words
 from tokenopt.tokens import TokenCounter
 
 JSON = dict[str, Any]
-Outcome = Literal["generated", "recorded", "search", "tool_miss"]
+Outcome = Literal["generated", "recorded", "search", "native_search", "client_search", "tool_miss"]
 RECORDED_HEADER: Final = "x-sim-recorded"
 # Function tools that look up other tools (tokenopt's own and common MCP gateways').
 SEARCH_TOOL_NAMES: Final = frozenset({"tool_search", "search_tools", "tokenopt_search_tools"})
-# Provider-hosted search tools, by type.
-SEARCH_TOOL_TYPES: Final = frozenset({
-    "tool_search", "tool_search_tool_regex_20251119", "tool_search_tool_bm25_20251119",
-})
 
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What the recorded model did: the tools it called, its text, and what it spent."""
+    """What the recorded model did: the tools it called, its text, and what it spent.
+
+    `searched`: the recorded answer already ran a provider tool search, so its
+    output spend includes that search call.
+    """
 
     tool_calls: tuple[ToolCall, ...]
     text: str
     output_tokens: int | None
     reasoning_tokens: int
+    searched: bool = False
 
 
 class Script:
@@ -59,15 +69,30 @@ def scripted_reply(
 ) -> tuple[Reply, Outcome]:
     """The reply to a request whose recorded response is known, and which rule chose it."""
     done = read_recorded(route, recorded)
-    offered = offered_tools(route, body)
-    missing = [call.name for call in done.tool_calls if call.name not in offered]
-    if missing:
-        search = search_tool(route, body)
-        if search is not None:
-            query = json.dumps({"query": latest_user_text(route, body)}, ensure_ascii=False)
-            tokens = counter.count(query, ask.model)
-            return Reply("", tokens, "", 0, ToolCall(search, query), False), "search"
-    outcome: Outcome = "tool_miss" if missing else "recorded"
+    tools = catalog(route, body)
+    missing = [call.name for call in done.tool_calls if call.name not in tools.callable]
+    if not missing:
+        return _as_recorded(done, ask, counter), "recorded"
+    text = latest_user_text(route, body)
+    function = search_tool(route, body)
+    native = tools.search
+    if native is not None and (function is None or any(n in tools.deferred for n in missing)):
+        if native.execution == "client":
+            search = client_search(native, text, counter, ask.model)
+            return Reply("", 0, "", 0, None, False, search), "client_search"
+        search = server_search(route, tools, text, counter, ask.model)
+        found = set(missing) <= set(search.found)
+        return _as_recorded(done, ask, counter, search), "native_search" if found else "tool_miss"
+    if function is not None:
+        query = json.dumps({"query": text}, ensure_ascii=False)
+        tokens = counter.count(query, ask.model)
+        return Reply("", tokens, "", 0, ToolCall(function, query), False), "search"
+    return _as_recorded(done, ask, counter), "tool_miss"
+
+
+def _as_recorded(done: Recorded, ask: Ask, counter: TokenCounter,
+                 search: ToolSearch | None = None) -> Reply:
+    """The recorded answer, with the recorded output spend (a search call adds its own)."""
     reasoning = done.reasoning_tokens
     if done.tool_calls:
         call = done.tool_calls[0]  # one call carries the turn; the rest only add output
@@ -77,10 +102,11 @@ def scripted_reply(
         reply_text = done.text
         visible = counter.count(reply_text, ask.model)
     if done.output_tokens is not None:  # the recorded spend is the truth, whatever we re-count
-        visible = max(done.output_tokens - reasoning, 0)
+        already = search.call_tokens if search and done.searched else 0
+        visible = max(done.output_tokens - reasoning - already, 0)
     thinking = words(b"recorded-reasoning", reasoning)
     tool = done.tool_calls[0] if done.tool_calls else None
-    return Reply(reply_text, visible, thinking, reasoning, tool, False), outcome
+    return Reply(reply_text, visible, thinking, reasoning, tool, False, search)
 
 
 def read_recorded(route: str, response: JSON) -> Recorded:
@@ -92,7 +118,9 @@ def read_recorded(route: str, response: JSON) -> Recorded:
                       for b in blocks if b.get("type") == "tool_use")
         text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
         thinking = _dict(usage.get("output_tokens_details")).get("thinking_tokens")
-        return Recorded(calls, text, _int(usage.get("output_tokens")), _int(thinking) or 0)
+        searched = any(b.get("type") == "tool_search_tool_result" for b in blocks)
+        return Recorded(calls, text, _int(usage.get("output_tokens")), _int(thinking) or 0,
+                        searched)
     if route == "/v1/responses":
         items = _dicts(response.get("output"))
         calls = tuple(ToolCall(str(i.get("name")), str(i.get("arguments", "{}")))
@@ -100,6 +128,8 @@ def read_recorded(route: str, response: JSON) -> Recorded:
         text = "".join(str(part.get("text", "")) for i in items if i.get("type") == "message"
                        for part in _dicts(i.get("content")))
         details = _dict(usage.get("output_tokens_details"))
+        searched = any(i.get("type") == "tool_search_call" and i.get("execution") != "client"
+                       for i in items)
     else:
         choices = _dicts(response.get("choices"))
         message = _dict(choices[0].get("message")) if choices else {}
@@ -112,28 +142,17 @@ def read_recorded(route: str, response: JSON) -> Recorded:
         text = content if isinstance(content, str) else ""
         details = _dict(usage.get("completion_tokens_details"))
         usage = {**usage, "output_tokens": usage.get("completion_tokens")}
+        searched = False
     reasoning = _int(details.get("reasoning_tokens")) or 0
-    return Recorded(calls, text, _int(usage.get("output_tokens")), reasoning)
-
-
-def offered_tools(route: str, body: JSON) -> set[str]:
-    """Names of the tools a request makes callable, deferred ones included.
-
-    A deferred tool (`defer_loading`) is callable once the provider's search
-    loads it, so it counts as offered only when a search tool is offered too.
-    """
-    searchable = search_tool(route, body) is not None
-    return {
-        name for tool in _dicts(body.get("tools"))
-        if (name := _tool_name(tool)) and (searchable or not tool.get("defer_loading"))
-    }
+    return Recorded(calls, text, _int(usage.get("output_tokens")), reasoning, searched)
 
 
 def search_tool(route: str, body: JSON) -> str | None:
-    """The name the model calls to search for tools, if the request offers one."""
+    """The function the model calls to search for tools, if the request offers one.
+
+    Provider-hosted searches are not functions; `deferred.catalog` finds those.
+    """
     for tool in _dicts(body.get("tools")):
-        if tool.get("type") in SEARCH_TOOL_TYPES:
-            return str(tool.get("name") or tool.get("type"))
         name = _tool_name(tool)
         if name in SEARCH_TOOL_NAMES:
             return name

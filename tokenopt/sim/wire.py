@@ -26,7 +26,7 @@ class Invalid(Exception):
     def __init__(self, param: str, problem: str, expected: str | None = None) -> None:
         super().__init__(f"{param}: {problem}")
         self.param = param
-        self.problem = problem  # "missing", "type", or a free-text reason
+        self.problem = problem  # "missing", "type", "unknown", or a free-text reason
         self.expected = expected
 
 
