@@ -106,6 +106,11 @@ def dedupe(
 
     if not dropped:
         return tools, []
+    # Copies of a name that went as an alias point at the name the model will call instead.
+    renamed = {d.name: d.kept for d in dropped.values() if d.reason == "alias"}
+    for i, d in dropped.items():
+        if d.reason == "exact_duplicate" and d.name in renamed:
+            dropped[i] = Dropped(d.name, renamed[d.name], "alias")
     return ([tool for i, tool in enumerate(tools) if i not in dropped],
             [dropped[i] for i in sorted(dropped)])
 
