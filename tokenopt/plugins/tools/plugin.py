@@ -31,7 +31,7 @@ from tokenopt.plugins.tools.search_tool import search_tool
 from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.settings import ToolsSettings
 from tokenopt.plugins.tools.slim import slim_tool
-from tokenopt.plugins.tools.state import ConversationTools, ToolState
+from tokenopt.plugins.tools.state import ConversationTools
 from tokenopt.plugins.tools.strategy import Shape, choose, estimates
 from tokenopt.pricing import PriceBook
 from tokenopt.rounds import Detour
@@ -78,10 +78,18 @@ class ToolsPlugin:
             await conversation.save(state)
             ctx.notes["lazy"] = {"strategy": "keep", **state.reason, "tool_tokens": total}
             return view
+        present = [name for name in pinned if name in catalog]
+        preload = find(catalog.index, latest_user_text(view), self.settings.preload_k,
+                       siblings=self.settings.siblings)
+        new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
+        state.loaded += new
+        await conversation.save(state)
+        notes = {"strategy": strategy, **state.reason, "tool_tokens": total,
+                 "tools_offered": len(catalog.by_name), "preloaded": new,
+                 "loaded": len(state.loaded)}
         if strategy == "native":
-            await conversation.save(state)
-            return self._native(view, ctx, catalog, pinned, total, state)
-        return await self._search(view, ctx, catalog, pinned, total, state, conversation)
+            return self._native(view, ctx, state.loaded, notes)
+        return self._search(view, ctx, catalog, present, state.loaded, notes)
 
     def detour(self, view: RequestView, ctx: PluginContext) -> Detour | None:
         """The search rounds of a request this plugin gave its search tool."""
@@ -142,8 +150,13 @@ class ToolsPlugin:
         kept = len(pinned) + self.settings.preload_k
         rest = sum(count(part.text, view.model) for part in view.system) + sum(
             count(json.dumps(m, ensure_ascii=False), view.model) for m in view.messages)
+        shown = 0  # a deferred Responses function still shows its name and description
+        if eligible and view.dialect == "openai-responses":
+            shown = count(json.dumps([[t.name, t.description] for t in catalog.tools],
+                                     ensure_ascii=False), view.model)
         shape = Shape(all_tools=total, lazy_tools=per_tool * kept + 120,
-                      native_tools=per_tool * len(pinned) + 60, per_tool=per_tool, rest=rest,
+                      native_tools=per_tool * len(pinned) + 60 + shown, per_tool=per_tool,
+                      rest=rest,
                       turns=self.settings.expected_turns,
                       loads=self.settings.loads_per_turn * self.settings.expected_turns,
                       k=self.settings.search_k)
@@ -155,39 +168,28 @@ class ToolsPlugin:
 
     # the strategies -------------------------------------------------------------------
 
-    async def _search(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
-                      pinned: list[str], total: int, state: ToolState,
-                      conversation: ConversationTools) -> RequestView:
-        query = latest_user_text(view)
-        preload = find(catalog.index, query, self.settings.preload_k,
-                       siblings=self.settings.siblings)
-        present = [name for name in pinned if name in catalog]
-        new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
-        state.loaded += new
-        await conversation.save(state)
+    def _search(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
+                present: list[str], loaded: list[str], notes: dict[str, Any]) -> RequestView:
+        """The loaded set and tokenopt's search tool in place of the catalog."""
         others = [tool for tool in view.tools if not is_function(tool, view.dialect)]
         room = self.settings.max_tools - len(others) - 1
-        names = _within(state.loaded, room, keep=present)
-        selected = catalog.tools_named(names)
+        selected = catalog.tools_named(_within(loaded, room, keep=present))
         hidden = len(catalog.by_name) - len(selected)
         servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
         search = search_tool(view.dialect, hidden, servers)
         tools = _marked_like(view.tools, [*others, search, *selected], view.dialect)
-        ctx.notes["lazy"] = {
-            "strategy": "search", **state.reason, "tool_tokens": total,
-            "tools_offered": len(catalog.by_name), "tools_forwarded": len(selected),
-            "preloaded": [name for name in preload if name in new], "loaded": len(state.loaded),
-        }
+        ctx.notes["lazy"] = {**notes, "tools_forwarded": len(selected)}
         extras = {**view.extras, EXTRA: (catalog, search)}
         return dataclasses.replace(view, tools=tools, extras=extras)
 
-    def _native(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
-                pinned: list[str], total: int, state: ToolState) -> RequestView:
-        keep = set(pinned)
+    def _native(self, view: RequestView, ctx: PluginContext, loaded: list[str],
+                notes: dict[str, Any]) -> RequestView:
+        """Every tool still sent, those not loaded deferred, and the provider's search tool."""
+        keep = set(loaded)
         tools = [native.deferred(tool) if is_function(tool, view.dialect)
                  and tool.name not in keep else tool for tool in view.tools]
         tools = _marked_like(view.tools, [*tools, native.search_tool(view.dialect)], view.dialect)
-        ctx.notes["lazy"] = {"strategy": "native", **state.reason, "tool_tokens": total,
+        ctx.notes["lazy"] = {**notes,
                              "deferred": sum(t.raw.get("defer_loading") is True for t in tools)}
         return dataclasses.replace(view, tools=tools)
 
