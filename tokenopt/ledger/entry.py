@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tokenopt.dialects import dialect_for
 from tokenopt.dialects.base import Usage
 from tokenopt.pricing import PriceBook
 from tokenopt.records import ExchangeRecord
@@ -53,6 +54,7 @@ class LedgerEntry:
     error: str | None = None
     cache_break: str | None = None
     search_detours: int = 0
+    detour_cost_usd: float = 0.0
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -73,20 +75,25 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     usage = record.usage or Usage()
     provider = "anthropic" if record.route == "/v1/messages" else "openai"
     after = prices.cost(record.model, usage, provider=provider)
+    # A search detour's extra calls are the feature's cost: priced on their own, and kept
+    # out of what the client's request would have cost without tokenopt.
+    detour = detour_usage(record)
+    detour_cost = prices.cost(record.model, detour, provider=provider).total_usd if detour else 0.0
+    usage_sent = _minus(usage, detour) if detour else usage
     before_total = sum(record.tokens_before.values())
     after_total = sum(record.tokens_after.values())
     cache_break = record.plugin_notes.get("normalize", {}).get("cache_break", {})
     lost = int(cache_break.get("tokens_lost", 0)) if isinstance(cache_break, dict) else 0
     scale = before_total / after_total if after_total else 1.0
-    before_input = round(usage.input_tokens * scale)
-    before_cached = max(0, min(usage.cached_input_tokens - lost, before_input))
+    before_input = round(usage_sent.input_tokens * scale)
+    before_cached = max(0, min(usage_sent.cached_input_tokens - lost, before_input))
     placed = record.plugin_notes.get("normalize", {}).get("breakpoints", {})
     if isinstance(placed, dict) and placed.get("placed") and not placed.get("client_breakpoints"):
         before_cached = 0  # without any cache_control, Anthropic caches nothing
     before_usage = Usage(
         input_tokens=before_input, cached_input_tokens=before_cached,
-        cache_write_tokens=0, output_tokens=usage.output_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
+        cache_write_tokens=0, output_tokens=usage_sent.output_tokens,
+        reasoning_tokens=usage_sent.reasoning_tokens,
     )
     before = prices.cost(record.model, before_usage, provider=provider)
     reasoning = prices.cost(record.model, Usage(output_tokens=usage.reasoning_tokens),
@@ -107,5 +114,19 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
         fail_open=record.fail_open, error=record.error,
         cache_break=cache_break.get("cause") if isinstance(cache_break, dict) else None,
         search_detours=int(record.plugin_notes.get("tools", {}).get("search_detours", 0)),
+        detour_cost_usd=round(detour_cost, 8),
         plugins=record.plugin_notes,
     )
+
+
+def detour_usage(record: ExchangeRecord) -> Usage | None:
+    """The usage of a search detour's extra upstream calls, as the `tools` plugin noted it."""
+    raw = record.plugin_notes.get("tools", {}).get("detour_usage")
+    if not isinstance(raw, dict):
+        return None
+    dialect = dialect_for("POST", record.route)
+    return dialect.usage_from_json({"usage": raw}) if dialect is not None else None
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    return Usage(*(max(getattr(a, f) - getattr(b, f), 0) for f in Usage.__dataclass_fields__))

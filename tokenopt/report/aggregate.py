@@ -33,6 +33,7 @@ class Totals:
     fail_opens: int = 0
     errors: int = 0
     search_detours: int = 0
+    detour_cost_usd: float = 0.0
     unpriced_requests: int = 0
     added_latency_ms_total: float = 0.0
 
@@ -50,13 +51,14 @@ class Totals:
         self.fail_opens += entry.fail_open is not None
         self.errors += entry.error is not None
         self.search_detours += entry.search_detours
+        self.detour_cost_usd += entry.detour_cost_usd
         self.unpriced_requests += not entry.priced and entry.usage_reported
         self.added_latency_ms_total += entry.added_latency_ms
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         latency = data.pop("added_latency_ms_total")
-        for key in ("cost_usd_before", "cost_usd_after", "reasoning_cost_usd"):
+        for key in ("cost_usd_before", "cost_usd_after", "reasoning_cost_usd", "detour_cost_usd"):
             data[key] = round(data[key], 6)
         data["cost_usd_saved"] = round(self.cost_usd_before - self.cost_usd_after, 6)
         data["cached_share"] = (round(self.cached_input_tokens / self.input_tokens, 4)
