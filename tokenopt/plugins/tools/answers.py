@@ -185,11 +185,20 @@ class ResponsesAnswers:
     def merge(self, earlier: list[JSON], final: JSON, search: str) -> JSON:
         kept = [i for body in [*earlier, final] for i in _dicts(body.get("output"))
                 if not (i.get("type") == "function_call" and i.get("name") == search)]
-        merged = {**final, "output": kept}
+        merged = without_search_tool({**final, "output": kept}, search)
         usage = total_usage([*earlier, final])
         if usage is not None:
             merged["usage"] = usage
         return merged
+
+
+def without_search_tool(response: JSON, search: str) -> JSON:
+    """A Responses object whose echoed `tools` no longer show tokenopt's search tool."""
+    tools = response.get("tools")
+    if not isinstance(tools, list):
+        return response
+    return {**response, "tools": [t for t in tools
+                                  if not (isinstance(t, dict) and t.get("name") == search)]}
 
 
 def _item_as_input(item: JSON) -> JSON:

@@ -31,7 +31,7 @@ class SearchDetour:
     """The rounds of one exchange whose request carries tokenopt's search tool."""
 
     def __init__(self, view: RequestView, catalog: Catalog, *, search: Tool, rounds: int,
-                 k: int, siblings: int, remember: Loader) -> None:
+                 k: int, siblings: int, remember: Loader, max_tools: int = 128) -> None:
         self.view = view
         self.catalog = catalog
         self.search = search
@@ -39,6 +39,7 @@ class SearchDetour:
         self.k = k
         self.siblings = siblings
         self.remember = remember
+        self.max_tools = max_tools  # OpenAI refuses more than 128 tools
         self.answers = ANSWERS[view.dialect]
         self.merger = merger_for(view.dialect, search.name)
         self.assembler = assembler_for(view.route)
@@ -68,9 +69,12 @@ class SearchDetour:
         found: list[str] = []
         results: dict[str, str] = {}
         offered = {tool.name for tool in self.view.tools}
+        # Room for what is found; the last round, sent without the search tool, has one more.
+        room = self.max_tools - len(self.view.tools) + (self.rounds_left <= 1)
         for call in self.pending:
             names = find(self.catalog.index, call.query, self.k, siblings=self.siblings,
                          exclude=frozenset(offered) | frozenset(found))
+            names = names[:max(room - len(found), 0)]
             found += names
             results[call.call_id] = self._result_text(call.query, names)
         self.earlier.append(self.last)
@@ -80,7 +84,9 @@ class SearchDetour:
             await self.remember(found)
         tools = [*self.view.tools, *self.catalog.tools_named(found)]
         if self.rounds_left <= 0:  # the last round: the model answers with what it has
-            tools = [tool for tool in tools if tool is not self.search]
+            # By name: the request's copy may not be `self.search` (a breakpoint put on it).
+            tools = [tool for tool in tools if tool.name != self.search.name]
+        tools = _mark_last(tools, like=self.view.tools)
         messages = [*self.view.messages, *self.answers.follow_up(self.last, results)]
         self.view = dataclasses.replace(self.view, tools=tools, messages=messages)
         self.assembler = assembler_for(self.view.route)
@@ -123,8 +129,8 @@ class SearchDetour:
         return True
 
     def _merged(self, final: JSON) -> JSON:
-        if not self.earlier:
-            return final
+        if not self.earlier:  # one round: only a search call beside real ones is dropped
+            return self.answers.merge([], final, self.search.name)
         detour_usage = total_usage(self.earlier)
         if detour_usage is not None:
             self.notes["detour_usage"] = detour_usage
@@ -140,3 +146,21 @@ class SearchDetour:
                     "search again with other words.")
         lines = [f"- {name}: {self.catalog.summary(name)}" for name in names]
         return ("These tools are now available; call them directly:\n" + "\n".join(lines))
+
+
+def _mark_last(tools: list[Tool], *, like: list[Tool]) -> list[Tool]:
+    """`tools` with the (Anthropic) breakpoint `like` carried moved to the last tool.
+
+    Found tools are appended after the one the first round marked; left there,
+    the mark would no longer end the tools sent, and their prefix is not cached.
+    """
+    marks = [tool.raw["cache_control"] for tool in like if "cache_control" in tool.raw]
+    if not marks or not tools or "cache_control" in tools[-1].raw:
+        return tools
+    out = [Tool(t.name, t.description, t.parameters,  # the others stay the same objects
+                {k: v for k, v in t.raw.items() if k != "cache_control"})
+           if "cache_control" in t.raw else t for t in tools]
+    last = out[-1]
+    out[-1] = Tool(last.name, last.description, last.parameters,
+                   {**last.raw, "cache_control": marks[-1]})
+    return out

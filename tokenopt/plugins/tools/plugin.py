@@ -101,7 +101,7 @@ class ToolsPlugin:
                                          self.settings.conversation_ttl_seconds)
         return SearchDetour(view, catalog, search=search, rounds=self.settings.search_rounds,
                             k=self.settings.search_k, siblings=self.settings.siblings,
-                            remember=conversation.append)
+                            max_tools=self.settings.max_tools, remember=conversation.append)
 
     # dedupe and slimming ------------------------------------------------------------
 
@@ -174,11 +174,13 @@ class ToolsPlugin:
         others = [tool for tool in view.tools if not is_function(tool, view.dialect)]
         room = self.settings.max_tools - len(others) - 1
         selected = catalog.tools_named(_within(loaded, room, keep=present))
-        hidden = len(catalog.by_name) - len(selected)
-        servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
-        search = search_tool(view.dialect, hidden, servers)
-        tools = _marked_like(view.tools, [*others, search, *selected], view.dialect)
         ctx.notes["lazy"] = {**notes, "tools_forwarded": len(selected)}
+        if self.settings.search_rounds == 0:  # nothing could answer a search: preload only
+            return dataclasses.replace(view, tools=_marked_like(view.tools, [*others, *selected],
+                                                                view.dialect))
+        servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
+        search = search_tool(view.dialect, len(catalog.by_name), servers)
+        tools = _marked_like(view.tools, [*others, search, *selected], view.dialect)
         extras = {**view.extras, EXTRA: (catalog, search)}
         return dataclasses.replace(view, tools=tools, extras=extras)
 

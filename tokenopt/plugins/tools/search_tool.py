@@ -6,7 +6,7 @@ from tokenopt.dialects.base import JSON, Tool
 
 NAME = "tokenopt_search_tools"
 DESCRIPTION = (
-    "Find more tools. Only some of the available tools are listed; {hidden} more exist{servers}. "
+    "Find more tools. Only some of the {total} available tools are listed{servers}. "
     "When none of the listed tools fits the task, call this with a short description of what "
     "you need to do; the tools found become callable right away."
 )
@@ -18,9 +18,10 @@ PARAMETERS: JSON = {
 }
 
 
-def search_tool(dialect: str, hidden: int, servers: list[str]) -> Tool:
-    named = f", from {', '.join(servers[:12])}" if servers else ""
-    description = DESCRIPTION.format(hidden=hidden, servers=named)
+def search_tool(dialect: str, total: int, servers: list[str]) -> Tool:
+    """The search tool for a catalog of `total` tools: the same bytes whatever is loaded."""
+    named = f" (servers: {', '.join(servers[:12])})" if servers else ""
+    description = DESCRIPTION.format(total=total, servers=named)
     if dialect == "anthropic-messages":
         raw: JSON = {"name": NAME, "description": description, "input_schema": PARAMETERS}
     elif dialect == "openai-responses":

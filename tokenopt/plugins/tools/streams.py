@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tokenopt._sse import SSEEvent
 from tokenopt.dialects.base import JSON, loads_object, sse_event
+from tokenopt.plugins.tools.answers import without_search_tool
 
 
 class StreamMerger(Protocol):
@@ -192,6 +193,7 @@ class ResponsesMerger:
         self.next_index = 0
         self.map: dict[int, int | None] = {}
         self.final: JSON | None = None
+        self.identity: JSON = {}  # the first round's response id: the one the client knows
 
     def next_round(self) -> None:
         self.round += 1
@@ -200,8 +202,15 @@ class ResponsesMerger:
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
         payload = loads_object(event.data)
         kind = str(payload.get("type") or event.event)
-        if kind in ("response.created", "response.in_progress", "response.queued") and self.round:
-            return []
+        if kind in ("response.created", "response.in_progress", "response.queued"):
+            if self.round:
+                return []
+            response = payload.get("response")
+            if isinstance(response, dict):
+                if not self.identity:
+                    self.identity = {k: response[k] for k in ("id", "created_at") if k in response}
+                payload = {**payload, "response": without_search_tool(response, self.search)}
+                return [self._numbered(payload, event.event)]
         if kind in self.FINAL:
             self.final = payload
             return []
@@ -231,7 +240,7 @@ class ResponsesMerger:
         final = self.final or {"type": "response.completed"}
         kind = str(final.get("type", "response.completed"))
         if merged is not None:
-            final = {**final, "response": merged}
+            final = {**final, "response": {**merged, **self.identity}}
         return [self._numbered(final, kind)]
 
     def error(self, status: int, body: bytes) -> list[SSEEvent]:
