@@ -31,7 +31,8 @@ class SearchDetour:
     """The rounds of one exchange whose request carries tokenopt's search tool."""
 
     def __init__(self, view: RequestView, catalog: Catalog, *, search: Tool, rounds: int,
-                 k: int, siblings: int, remember: Loader, max_tools: int = 128) -> None:
+                 k: int, siblings: int, remember: Loader, max_tools: int = 128,
+                 widen: int = 0) -> None:
         self.view = view
         self.catalog = catalog
         self.search = search
@@ -40,6 +41,7 @@ class SearchDetour:
         self.siblings = siblings
         self.remember = remember
         self.max_tools = max_tools  # OpenAI refuses more than 128 tools
+        self.widen = widen
         self.answers = ANSWERS[view.dialect]
         self.merger = merger_for(view.dialect, search.name)
         self.assembler = assembler_for(view.route)
@@ -86,6 +88,8 @@ class SearchDetour:
         if self.rounds_left <= 0:  # the last round: the model answers with what it has
             # By name: the request's copy may not be `self.search` (a breakpoint put on it).
             tools = [tool for tool in tools if tool.name != self.search.name]
+            if self.widen:
+                tools += self._widened(tools)
         tools = _mark_last(tools, like=self.view.tools)
         messages = [*self.view.messages, *self.answers.follow_up(self.last, results)]
         self.view = dataclasses.replace(self.view, tools=tools, messages=messages)
@@ -139,6 +143,22 @@ class SearchDetour:
     def _note_round(self, found: list[str]) -> None:
         self.notes["search_detours"] = self.notes.get("search_detours", 0) + 1
         self.notes.setdefault("found", []).extend(found)
+
+    def _widened(self, tools: list[Tool]) -> list[Tool]:
+        """For a model still searching after every round: up to `widen` more, best-ranked first.
+
+        Sent once, in the last round only, and not remembered: the next turn is back to
+        the loaded set (plus whatever the model then called, which is pinned).
+        """
+        have = {tool.name for tool in tools}
+        queries = [call.query for call in self.pending]
+        ranked = [name for query in queries for name in self.catalog.index.search(
+            query, len(self.catalog.by_name), exclude=frozenset(have))]
+        rest = [*dict.fromkeys(ranked), *(n for n in self.catalog.by_name if n not in have)]
+        room = max(min(self.max_tools - len(tools), self.widen), 0)
+        widened = self.catalog.tools_named(list(dict.fromkeys(rest))[:room])
+        self.notes["widened"] = len(widened)
+        return widened
 
     def _result_text(self, query: str, names: list[str]) -> str:
         if not names:

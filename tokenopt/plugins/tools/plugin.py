@@ -101,7 +101,8 @@ class ToolsPlugin:
                                          self.settings.conversation_ttl_seconds)
         return SearchDetour(view, catalog, search=search, rounds=self.settings.search_rounds,
                             k=self.settings.search_k, siblings=self.settings.siblings,
-                            max_tools=self.settings.max_tools, remember=conversation.append)
+                            max_tools=self.settings.max_tools,
+                            widen=self.settings.widen_last_round, remember=conversation.append)
 
     # dedupe and slimming ------------------------------------------------------------
 

@@ -16,6 +16,10 @@ class ToolsSettings(BaseModel):
     between tokenopt's own search detour (`search`), the provider's tool search
     (`native`, only where `native_upstream` says the upstream serves it) or,
     per conversation by price, any of those or keeping every tool (`auto`).
+    When the model is still searching after `search_rounds`, the last round
+    offers up to `widen_last_round` more tools, the best-ranked rest of the
+    catalog (within `max_tools`), once, rather than leave the model without the
+    tool it looks for.
     `expected_turns` and `loads_per_turn` are what `auto` assumes of a
     conversation it has just met.
     """
@@ -28,6 +32,7 @@ class ToolsSettings(BaseModel):
     search_k: int = Field(default=5, ge=1, le=32)
     siblings: int = Field(default=2, ge=0, le=16)
     search_rounds: int = Field(default=2, ge=0, le=8)
+    widen_last_round: int = Field(default=0, ge=0)
     pinned: list[str] = Field(default_factory=list)
     slim: bool = False
     hoist_defs: bool = False
