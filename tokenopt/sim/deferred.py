@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tokenopt.sim.prompt import segment_text, unmarked
-from tokenopt.sim.wire import JSON, Invalid
+from tokenopt.sim.wire import JSON, Invalid, as_dict, dicts, tool_name
 
 ANTHROPIC_SEARCH_TYPES: Final[dict[str, Literal["bm25", "regex"]]] = {
     "tool_search_tool_bm25_20251119": "bm25", "tool_search_tool_bm25": "bm25",
@@ -57,9 +57,9 @@ class Catalog:
 
 def catalog(route: str, body: JSON) -> Catalog:
     """The request's tools split into callable and still deferred, plus its native search."""
-    tools = _dicts(body.get("tools"))
+    tools = dicts(body.get("tools"))
     if route == "/v1/messages":
-        loaded = {name for item in _dicts(body.get("messages")) for name in references(item)}
+        loaded = {name for item in dicts(body.get("messages")) for name in references(item)}
         return _split(tools, loaded, {}, _anthropic_search(tools))
     if route == "/v1/responses":
         items = body.get("input")
@@ -67,11 +67,11 @@ def catalog(route: str, body: JSON) -> Catalog:
         namespaces = {name: tool for tool in tools if tool.get("type") == "namespace"
                       for name in _function_names(tool)}
         functions = [fn for tool in tools for fn in (
-            _dicts(tool.get("tools")) if tool.get("type") == "namespace" else [tool])]
+            dicts(tool.get("tools")) if tool.get("type") == "namespace" else [tool])]
         found = _split(functions, loaded, namespaces, _responses_search(tools))
         return Catalog(found.callable | loaded, found.deferred, namespaces, found.search)
     # Chat Completions has no tool search: `defer_loading` means nothing there.
-    names = frozenset(name for tool in tools if (name := _name(tool)))
+    names = frozenset(name for tool in tools if (name := tool_name(tool)))
     return Catalog(names, {}, {}, None)
 
 
@@ -80,7 +80,7 @@ def _split(tools: list[JSON], loaded: set[str], namespaces: Mapping[str, JSON],
     callable_now: set[str] = set()
     deferred: dict[str, JSON] = {}
     for tool in tools:
-        name = _name(tool)
+        name = tool_name(tool)
         if name is None:
             continue
         if tool.get("defer_loading") and name not in loaded:
@@ -110,7 +110,7 @@ def _responses_shown(tool: Any) -> Any:
     if not isinstance(tool, dict):
         return tool
     if tool.get("type") == "namespace":
-        inner = [fn for fn in _dicts(tool.get("tools")) if not fn.get("defer_loading")]
+        inner = [fn for fn in dicts(tool.get("tools")) if not fn.get("defer_loading")]
         shown = {key: value for key, value in tool.items() if key != "tools"}
         return {**shown, "tools": inner} if inner else shown
     if tool.get("defer_loading"):
@@ -124,21 +124,21 @@ def references(item: Any) -> list[str]:
         return []
     content = item.get("content")
     if "role" in item:
-        return [name for block in _dicts(content) for name in references(block)]
+        return [name for block in dicts(content) for name in references(block)]
     if item.get("type") == "tool_search_tool_result":
-        found = _dict(content).get("tool_references")
+        found = as_dict(content).get("tool_references")
     elif item.get("type") == "tool_result":
         found = content
     else:
         return []
-    return [str(ref["tool_name"]) for ref in _dicts(found)
+    return [str(ref["tool_name"]) for ref in dicts(found)
             if ref.get("type") == "tool_reference" and isinstance(ref.get("tool_name"), str)]
 
 
 def anthropic_loads(blocks: list[Any], tools: list[Any]) -> dict[int, list[JSON]]:
     """Deferred definitions each block loads (first reference only), by block position."""
-    defined = {name: tool for tool in _dicts(tools)
-               if tool.get("defer_loading") and (name := _name(tool))}
+    defined = {name: tool for tool in dicts(tools)
+               if tool.get("defer_loading") and (name := tool_name(tool))}
     seen: set[str] = set()
     loads: dict[int, list[JSON]] = {}
     for index, block in enumerate(blocks):
@@ -160,10 +160,10 @@ def responses_loaded(items: Any) -> list[JSON]:
     """Definitions `tool_search_output` items loaded, in the order loaded, each once."""
     seen: set[str] = set()
     loaded: list[JSON] = []
-    for item in _dicts(items):
+    for item in dicts(items):
         if item.get("type") != "tool_search_output":
             continue
-        for tool in _dicts(item.get("tools")):
+        for tool in dicts(item.get("tools")):
             key = segment_text(unmarked(tool))
             if key not in seen:
                 seen.add(key)
@@ -174,7 +174,7 @@ def responses_loaded(items: Any) -> list[JSON]:
 def check_messages(body: JSON) -> None:
     """Refuse what Anthropic refuses: a deferred search tool, all tools deferred with no
     search, and a `tool_reference` to a tool not defined with `defer_loading: true`."""
-    tools = _dicts(body.get("tools"))
+    tools = dicts(body.get("tools"))
     searchable = False
     for index, tool in enumerate(tools):
         if tool.get("type") in ANTHROPIC_SEARCH_TYPES:
@@ -186,9 +186,9 @@ def check_messages(body: JSON) -> None:
     if listed and not searchable and all(tool.get("defer_loading") for tool in listed):
         raise Invalid("tools", "tools: every tool has defer_loading set to true, and no tool "
                       "search tool is provided to load them.")
-    deferred = {name for tool in tools if tool.get("defer_loading") and (name := _name(tool))}
-    for i, message in enumerate(_dicts(body.get("messages"))):
-        for j, block in enumerate(_dicts(message.get("content"))):
+    deferred = {name for tool in tools if tool.get("defer_loading") and (name := tool_name(tool))}
+    for i, message in enumerate(dicts(body.get("messages"))):
+        for j, block in enumerate(dicts(message.get("content"))):
             for name in references(block):
                 if name not in deferred:
                     raise Invalid(f"messages.{i}.content.{j}", f"messages.{i}.content.{j}: "
@@ -198,7 +198,7 @@ def check_messages(body: JSON) -> None:
 
 def check_responses(body: JSON) -> None:
     """Refuse what OpenAI refuses: `defer_loading` on a namespace (it belongs on its functions)."""
-    for index, tool in enumerate(_dicts(body.get("tools"))):
+    for index, tool in enumerate(dicts(body.get("tools"))):
         if tool.get("type") == "namespace" and "defer_loading" in tool:
             raise Invalid(f"tools[{index}].defer_loading", "unknown")
 
@@ -222,20 +222,6 @@ def _responses_search(tools: list[JSON]) -> SearchTool | None:
 
 def _function_names(tool: JSON) -> list[str]:
     if tool.get("type") == "namespace":
-        return [name for fn in _dicts(tool.get("tools")) if (name := _name(fn))]
-    name = _name(tool)
+        return [name for fn in dicts(tool.get("tools")) if (name := tool_name(fn))]
+    name = tool_name(tool)
     return [name] if name else []
-
-
-def _name(tool: JSON) -> str | None:
-    function = tool.get("function")
-    name = function.get("name") if isinstance(function, dict) else tool.get("name")
-    return name if isinstance(name, str) else None
-
-
-def _dict(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: Any) -> list[JSON]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

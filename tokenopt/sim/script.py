@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from tokenopt.sim.deferred import catalog
 from tokenopt.sim.native_search import client_search, server_search
 from tokenopt.sim.reply import Ask, Reply, ToolCall, ToolSearch, words
+from tokenopt.sim.wire import as_dict, dicts, tool_name
 from tokenopt.tokens import TokenCounter
 
 JSON = dict[str, Any]
@@ -111,36 +112,36 @@ def _as_recorded(done: Recorded, ask: Ask, counter: TokenCounter,
 
 def read_recorded(route: str, response: JSON) -> Recorded:
     """Tool calls, text and output spend of a recorded response in any of the three shapes."""
-    usage = _dict(response.get("usage"))
+    usage = as_dict(response.get("usage"))
     if route == "/v1/messages":
-        blocks = _dicts(response.get("content"))
+        blocks = dicts(response.get("content"))
         calls = tuple(ToolCall(str(b.get("name")), json.dumps(b.get("input", {})))
                       for b in blocks if b.get("type") == "tool_use")
         text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
-        thinking = _dict(usage.get("output_tokens_details")).get("thinking_tokens")
+        thinking = as_dict(usage.get("output_tokens_details")).get("thinking_tokens")
         searched = any(b.get("type") == "tool_search_tool_result" for b in blocks)
         return Recorded(calls, text, _int(usage.get("output_tokens")), _int(thinking) or 0,
                         searched)
     if route == "/v1/responses":
-        items = _dicts(response.get("output"))
+        items = dicts(response.get("output"))
         calls = tuple(ToolCall(str(i.get("name")), str(i.get("arguments", "{}")))
                       for i in items if i.get("type") == "function_call")
         text = "".join(str(part.get("text", "")) for i in items if i.get("type") == "message"
-                       for part in _dicts(i.get("content")))
-        details = _dict(usage.get("output_tokens_details"))
+                       for part in dicts(i.get("content")))
+        details = as_dict(usage.get("output_tokens_details"))
         searched = any(i.get("type") == "tool_search_call" and i.get("execution") != "client"
                        for i in items)
     else:
-        choices = _dicts(response.get("choices"))
-        message = _dict(choices[0].get("message")) if choices else {}
+        choices = dicts(response.get("choices"))
+        message = as_dict(choices[0].get("message")) if choices else {}
         calls = tuple(
             ToolCall(str(f.get("name")), str(f.get("arguments", "{}")))
-            for call in _dicts(message.get("tool_calls"))
+            for call in dicts(message.get("tool_calls"))
             if isinstance(f := call.get("function"), dict)
         )
         content = message.get("content")
         text = content if isinstance(content, str) else ""
-        details = _dict(usage.get("completion_tokens_details"))
+        details = as_dict(usage.get("completion_tokens_details"))
         usage = {**usage, "output_tokens": usage.get("completion_tokens")}
         searched = False
     reasoning = _int(details.get("reasoning_tokens")) or 0
@@ -152,8 +153,8 @@ def search_tool(route: str, body: JSON) -> str | None:
 
     Provider-hosted searches are not functions; `deferred.catalog` finds those.
     """
-    for tool in _dicts(body.get("tools")):
-        name = _tool_name(tool)
+    for tool in dicts(body.get("tools")):
+        name = tool_name(tool)
         if name in SEARCH_TOOL_NAMES:
             return name
     return None
@@ -164,30 +165,19 @@ def latest_user_text(route: str, body: JSON) -> str:
     turns = body.get("input") if route == "/v1/responses" else body.get("messages")
     if isinstance(turns, str):
         return turns
-    for turn in reversed(_dicts(turns)):
+    for turn in reversed(dicts(turns)):
         if turn.get("role") != "user":
             continue
         content = turn.get("content")
         if isinstance(content, str):
             return content
-        texts = [str(p.get("text")) for p in _dicts(content) if isinstance(p.get("text"), str)]
+        texts = [str(p.get("text")) for p in dicts(content) if isinstance(p.get("text"), str)]
         if texts:
             return "\n".join(texts)
     return ""
 
 
-def _tool_name(tool: JSON) -> str | None:
-    function = tool.get("function")
-    name = function.get("name") if isinstance(function, dict) else tool.get("name")
-    return name if isinstance(name, str) else None
 
-
-def _dict(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: Any) -> list[JSON]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _int(value: Any) -> int | None:

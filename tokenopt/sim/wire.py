@@ -84,3 +84,19 @@ def text_deltas(text: str) -> list[str]:
 def pieces(text: str, size: int = 8) -> list[str]:
     """Fixed-size slices, for streaming tool arguments the way providers split them."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def tool_name(tool: JSON) -> str | None:
+    """A tool entry's name, in the Chat (`function.name`) or flat layout."""
+    function = tool.get("function")
+    name = function.get("name") if isinstance(function, dict) else tool.get("name")
+    return name if isinstance(name, str) else None
+
+
+def as_dict(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
+
+
+def dicts(value: Any) -> list[JSON]:
+    """The objects of a list (anything else reads as empty)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
