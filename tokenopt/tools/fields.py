@@ -2,8 +2,8 @@
 
 A word in a tool's name says more than the same word deep in a parameter's
 description, so each field is kept apart and weighted by the index (BM25F).
-The schema walk is bounded in depth and in terms, so a pathological schema
-costs no more than an ordinary one.
+The schema walk is bounded in depth and items and each field's text in length,
+so a pathological tool costs little more than an ordinary one.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from tokenopt.tools.text import tokens
 
 FIELDS = ("name", "server", "description", "params", "param_text")
 MAX_DEPTH = 4
-MAX_FIELD_TERMS = 512
+MAX_ITEMS = 256  # parameter names and texts read from one schema
+MAX_CHARS = 8192  # of each field's text
 _NESTED = ("items", "additionalProperties")
 _ALTERNATIVES = ("anyOf", "oneOf", "allOf")
 
 
 def split_server(name: str) -> tuple[str, str]:
     """`server__tool` -> (`server`, `tool`), as MCP clients prefix; `mcp__` is dropped."""
-    if name.startswith("mcp__"):
-        name = name[5:]
-    server, sep, tool = name.partition("__")
-    return (server, tool) if sep and server and tool else ("", name)
+    server, sep, tool = name.removeprefix("mcp__").partition("__")
+    return (server, tool) if sep and server and tool else ("", name.removeprefix("mcp__"))
 
 
 def field_terms(doc: ToolDoc) -> tuple[list[str], ...]:
@@ -35,21 +34,18 @@ def field_terms(doc: ToolDoc) -> tuple[list[str], ...]:
     params: list[str] = []
     texts: list[str] = []
     _walk_schema(doc.schema, 0, params, texts)
-    return tuple(
-        terms[:MAX_FIELD_TERMS]
-        for terms in (
-            tokens(bare),
-            tokens(f"{doc.server} {server}"),
-            tokens(doc.description),
-            tokens(" ".join(params)),
-            tokens(" ".join(texts)),
-        )
+    return (
+        tokens(bare[:MAX_CHARS]),
+        tokens(f"{doc.server} {server}"[:MAX_CHARS]),
+        tokens(doc.description[:MAX_CHARS]),
+        tokens(" ".join(params)[:MAX_CHARS]),
+        tokens(" ".join(texts)[:MAX_CHARS]),
     )
 
 
 def _walk_schema(schema: Mapping[str, Any], depth: int, params: list[str],
                  texts: list[str]) -> None:
-    if depth > MAX_DEPTH or len(params) + len(texts) > MAX_FIELD_TERMS:
+    if depth > MAX_DEPTH or len(params) + len(texts) > MAX_ITEMS:
         return
     props = schema.get("properties")
     if isinstance(props, Mapping):

