@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import xxhash
@@ -33,10 +33,15 @@ def is_function(tool: Tool, dialect: str) -> bool:
     return kind == "function" and bool(tool.name)
 
 
-def digest(tools: Iterable[Tool]) -> str:
+def _sent(tool: Tool) -> str:
+    return json.dumps(tool.raw, ensure_ascii=False)
+
+
+def digest(tools: Iterable[Tool], text_of: Callable[[Tool], str] = _sent) -> str:
+    """An xxhash of the tools' texts: one tool set, one index."""
     hasher = xxhash.xxh3_128()
     for tool in tools:
-        hasher.update(json.dumps(tool.raw, ensure_ascii=False).encode())
+        hasher.update(text_of(tool).encode())
         hasher.update(b"\x1e")
     return hasher.hexdigest()
 
@@ -63,8 +68,8 @@ class Catalog:
     by_name: dict[str, Tool] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tools: list[Tool]) -> Catalog:
-        key = digest(tools)
+    def of(cls, tools: list[Tool], text_of: Callable[[Tool], str] = _sent) -> Catalog:
+        key = digest(tools, text_of)
         by_name: dict[str, Tool] = {}
         for tool in tools:
             by_name.setdefault(tool.name, tool)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from tokenopt.dialects.base import RequestView, Tool, Usage
 from tokenopt.pipeline import PluginContext
+from tokenopt.plugins.normalize.canonical import tool_forms
 from tokenopt.plugins.tools import native
 from tokenopt.plugins.tools.catalog import Catalog, is_function
 from tokenopt.plugins.tools.conversation import (
@@ -55,12 +56,15 @@ class ToolsPlugin:
         if not view.tools:
             return view
         pinned = self._pinned(view)
-        view = self._dedupe_and_slim(view, ctx, pinned)
+        # Each tool serialised once (memoised by normalize's forms): the digest, the token
+        # count and dedupe all read these texts.
+        sent = SentTexts(view.tools)
+        view = self._dedupe_and_slim(view, ctx, pinned, sent)
         if not self.settings.lazy or client_searches(view):
             return view
         functions = [tool for tool in view.tools if is_function(tool, view.dialect)]
         count = ctx.counter.count
-        total = count(_text(functions), view.model) if functions else 0
+        total = count(sent.joined(functions), view.model) if functions else 0
         if total <= self.settings.lazy_threshold_tokens:
             ctx.notes["lazy"] = {"strategy": "keep", "reason": "below threshold",
                                  "tool_tokens": total}
@@ -68,7 +72,7 @@ class ToolsPlugin:
         conversation = ConversationTools(ctx.store, view.conversation,
                                          self.settings.conversation_ttl_seconds)
         state = await conversation.load()
-        catalog = Catalog.of(functions)
+        catalog = Catalog.of(functions, sent.of)
         if state.strategy is None:
             state.strategy, state.reason = self._choose(view, ctx, catalog, total, pinned)
         strategy = state.strategy
@@ -111,22 +115,22 @@ class ToolsPlugin:
         return list(dict.fromkeys(names))
 
     def _dedupe_and_slim(self, view: RequestView, ctx: PluginContext,
-                         pinned: list[str]) -> RequestView:
-        tools, dropped = dedupe(view.tools, keep=frozenset(pinned))
+                         pinned: list[str], sent: SentTexts) -> RequestView:
+        tools, dropped = dedupe(view.tools, keep=frozenset(pinned), forms=sent.forms)
         if dropped:
             gone = {id(tool) for tool in tools}
             removed = [tool for tool in view.tools if id(tool) not in gone]
             ctx.notes["deduped"] = [{"name": d.name, "kept": d.kept, "reason": d.reason}
                                     for d in dropped]
-            ctx.notes["dedupe_tokens_saved"] = ctx.counter.count(_text(removed), view.model)
+            ctx.notes["dedupe_tokens_saved"] = ctx.counter.count(sent.joined(removed), view.model)
         if self.settings.slim:
             slimmed = [slim_tool(tool, view.dialect, hoist=self.settings.hoist_defs)
                        for tool in tools]
             changed = [(a, b) for a, b in zip(tools, slimmed, strict=True) if a is not b]
             if changed:
                 count = ctx.counter.count
-                before = count(_text([a for a, _ in changed]), view.model)
-                after = count(_text([b for _, b in changed]), view.model)
+                before = count(_neutral([a for a, _ in changed]), view.model)
+                after = count(_neutral([b for _, b in changed]), view.model)
                 ctx.notes["slimmed"] = {"tools": len(changed), "tokens_saved": before - after}
                 tools = slimmed
         if len(tools) == len(view.tools) and all(a is b for a, b in zip(tools, view.tools,
@@ -197,8 +201,26 @@ class ToolsPlugin:
         return dataclasses.replace(view, tools=tools)
 
 
-def _text(tools: list[Tool]) -> str:
-    return json.dumps([tool.raw for tool in tools], ensure_ascii=False)
+class SentTexts:
+    """Each tool of a request as sent, serialised once (`normalize`'s memoised forms)."""
+
+    def __init__(self, tools: list[Tool]) -> None:
+        self.forms = tool_forms(tools)
+        self._by_id = {id(tool): form.sent_text for tool, form in zip(tools, self.forms,
+                                                                      strict=True)}
+
+    def of(self, tool: Tool) -> str:
+        found = self._by_id.get(id(tool))
+        return found if found is not None else json.dumps(tool.raw, ensure_ascii=False)
+
+    def joined(self, tools: list[Tool]) -> str:
+        """The tools as one JSON array: the same text as `json.dumps` of their entries."""
+        return "[" + ", ".join(self.of(tool) for tool in tools) + "]"
+
+
+def _neutral(tools: list[Tool]) -> str:
+    # What the model reads of a tool; a slimmed tool's `raw` is rewritten only on render.
+    return json.dumps([[t.name, t.description, t.parameters] for t in tools], ensure_ascii=False)
 
 
 def _probe() -> Usage:
