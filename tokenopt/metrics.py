@@ -36,6 +36,10 @@ class Metrics:
         self.output_tokens = counter("output_tokens", "Output tokens (reasoning included)")
         self.cost_saved = counter("cost_saved_usd", "Dollars saved against the requests as sent")
         self.fail_opens = counter("fail_opens", "Requests forwarded unchanged after a failure")
+        self.search_detours = counter("search_detours", "Tool searches tokenopt answered itself")
+        self.detour_cost = counter("search_detour_cost_usd", "Dollars of the search detours' calls")
+        self.detours_unfinished = counter(
+            "search_detours_unfinished", "Detours that ended without the model's final answer")
         self.added_latency = Histogram(
             "tokenopt_added_latency_ms", "Latency tokenopt added before forwarding (ms)",
             ("route",), buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -52,6 +56,12 @@ class Metrics:
         self.cost_saved.labels(*labels).inc(max(0.0, entry.cost_usd_before - entry.cost_usd_after))
         if record.fail_open:
             self.fail_opens.labels(*labels).inc()
+        if entry.search_detours:
+            self.search_detours.labels(*labels).inc(entry.search_detours)
+            self.detour_cost.labels(*labels).inc(entry.detour_cost_usd)
+        tools = record.plugin_notes.get("tools", {})
+        if tools.get("unfinished") or tools.get("failed"):
+            self.detours_unfinished.labels(*labels).inc()
         self.added_latency.labels(record.route).observe(record.added_latency_ms)
 
     content_type = CONTENT_TYPE_LATEST

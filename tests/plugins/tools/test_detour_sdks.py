@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -28,6 +29,7 @@ from tests.plugins.tools.corpus import (
     ranked,
     recorded_call,
 )
+from tests.report.test_report import metric
 from tokenopt.engine import Engine
 from tokenopt.proxy import create_app
 from tokenopt.records import ExchangeRecord
@@ -267,6 +269,11 @@ def test_a_search_first_turn_reaches_the_client_as_one_clean_answer(route: str,
         assert searched(route, bodies[1]) == answered(route, bodies[1]) != []
         assert tools_note(record)["search_detours"] >= 1
         assert record.status == 200 and record.complete
+        exposed = httpx.get(f.url + "/metrics").text
+        assert metric(exposed, "tokenopt_search_detours_total", route=route,
+                      model=record.model or "") == 1
+        assert metric(exposed, "tokenopt_search_detour_cost_usd_total", route=route,
+                      model=record.model or "") > 0
 
         # Turn 2: the client sends back what it got and the tool's result.
         f.sim.app.state.script.add("turn-2", reply(route, "Review submitted."))
