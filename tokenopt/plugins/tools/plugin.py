@@ -84,7 +84,7 @@ class ToolsPlugin:
             return view
         present = [name for name in pinned if name in catalog]
         preload = find(catalog.index, latest_user_text(view), self.settings.preload_k,
-                       siblings=self.settings.siblings)
+                       siblings=self.settings.siblings, near=called_tools(view))
         new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
         state.loaded += new
         await conversation.save(state)
