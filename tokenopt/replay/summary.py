@@ -10,7 +10,6 @@ from tokenopt.dialects.base import Usage
 from tokenopt.pricing import Cost, PriceBook
 from tokenopt.sim.bills import Bill
 
-
 # Answers that were a search for tools: tokenopt's own detour, the provider's native search
 # inside a call, or a client-run Responses tool search.
 SEARCH_OUTCOMES = frozenset({"search", "native_search", "client_search"})

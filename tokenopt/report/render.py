@@ -73,10 +73,10 @@ def markdown(data: dict[str, Any]) -> str:
 
 def _footer(data: dict[str, Any]) -> list[str]:
     totals = data["totals"]
-    lines = [f"reasoning spend ${totals['reasoning_cost_usd']:,.4f}; "
-             f"tool-search detours {totals['search_detours']:,} "
-             f"(${totals.get('detour_cost_usd', 0.0):,.4f}, included in the cost after); "
-             f"mean added latency {totals['added_latency_ms_mean']:.2f} ms"]
+    lines = [(f"reasoning spend ${totals['reasoning_cost_usd']:,.4f}; "
+              f"tool-search detours {totals['search_detours']:,} "
+              f"(${totals.get('detour_cost_usd', 0.0):,.4f}, included in the cost after); "
+              f"mean added latency {totals['added_latency_ms_mean']:.2f} ms")]
     lines += [f"cache break: {c['cause']} ({c['requests']:,})" for c in data["top_cache_break_causes"]]
     return lines
 
