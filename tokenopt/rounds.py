@@ -98,6 +98,8 @@ class RoundRelay:
             self.head = message  # held until the detour has read the body
         else:
             self.passthrough = True
+            if not self.first:  # the detour could not finish: the upstream's answer goes out
+                self.detour.notes["failed"] = f"upstream status {self.status} in a later round"
             await self._send(message)
 
     async def _body(self, message: Message) -> None:

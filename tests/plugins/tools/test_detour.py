@@ -364,6 +364,7 @@ async def test_an_upstream_error_in_the_second_round_reaches_the_client(route: s
     if not stream:
         assert (ex.status, ex.json()) == (500, error)
         assert ex.record.status == 500
+        assert "500" in ex.notes["failed"]  # counted: the detour did not finish
         return
     assert ex.status == 200  # the stream had begun: it is closed with an error event
     payloads = well_formed(route, ex)
