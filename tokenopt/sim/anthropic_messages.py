@@ -33,6 +33,9 @@ ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     529: "overloaded_error",
 }
 MIN_THINKING_BUDGET = 1024
+# A `system` message inside `messages` (current Claude Code sends one after the first user
+# turn) is part of the message sequence: it is cached, and looked back over, like any turn.
+MESSAGE_ROLES = ("user", "assistant", "system")
 
 
 def anthropic_error(status: int, message: str) -> JSON:
@@ -69,8 +72,10 @@ class MessagesRoute:
             raise Invalid("max_tokens", "max_tokens: Input should be greater than or equal to 0")
         messages = take(body, "messages", "array", required=True)
         for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-                raise Invalid(f"messages.{index}.role", "type", "'user' or 'assistant'")
+            if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
+                raise Invalid(f"messages.{index}.role", "type", "'user', 'assistant' or 'system'")
+            if message["role"] == "system":
+                _check_system_message(index, message)
         take(body, "system", "string|array")
         tools = take(body, "tools", "array") or []
         marked = _breakpoints(body)
@@ -124,6 +129,16 @@ class MessagesRoute:
                                          "usage": usage}))
         events.append(("message_stop", {"type": "message_stop"}))
         return events
+
+
+def _check_system_message(index: int, message: JSON) -> None:
+    content = message.get("content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list) or not all(
+            isinstance(block, dict) and block.get("type") == "text" for block in content):
+        raise Invalid(f"messages.{index}.content",
+                      f"messages.{index}.content: a system message takes text only")
 
 
 def _blocks_of(messages: list[Any]) -> list[Any]:
