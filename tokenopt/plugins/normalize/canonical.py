@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +49,29 @@ def _forms_of(sent_text: str) -> tuple[str, dict[str, Any]]:
     return text, json.loads(text)
 
 
+# Forms by the identity of the entry they were read from. Canonical entries are the
+# shared values `_forms_of` returns, so a later plugin reading them (`tools`) pays a
+# lookup, not a serialisation. The entry is kept beside its forms: an id is only
+# trusted while that very object is alive and matches.
+_BY_IDENTITY: OrderedDict[int, tuple[Any, ToolForms]] = OrderedDict()
+IDENTITY_KEPT = 4096
+
+
 def tool_forms(tools: list[Tool]) -> list[ToolForms]:
     forms = []
     for tool in tools:
+        hit = _BY_IDENTITY.get(id(tool.raw))
+        if hit is not None and hit[0] is tool.raw:
+            _BY_IDENTITY.move_to_end(id(tool.raw))
+            forms.append(hit[1])
+            continue
         sent = json.dumps(tool.raw, ensure_ascii=False)
         text, value = _forms_of(sent)
-        forms.append(ToolForms(sent, text, value))
+        form = ToolForms(sent, text, value)
+        forms.append(form)
+        _BY_IDENTITY[id(tool.raw)] = (tool.raw, form)
+        if len(_BY_IDENTITY) > IDENTITY_KEPT:
+            _BY_IDENTITY.popitem(last=False)
     return forms
 
 
