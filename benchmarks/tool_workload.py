@@ -9,7 +9,9 @@ runs per provider on the same lines:
 
 - baseline: every tool on every call, as sent;
 - normalize: the default stable-prefix plugin alone (every tool, cached);
-- tools: normalize + `tools` with `lazy = true` (mode auto: chosen by price).
+- tools: normalize + `tools` with `lazy = true` (mode auto: chosen by price);
+- tools_semantic: the same with `semantic = true` (when the `semantic` extra is
+  installed; embeddings awaited, so every request sees the fused ranking).
 
 Tool misses are turns where a tool the recorded model called was never made
 available; detours are the extra search rounds, and their tokens are in the
@@ -32,6 +34,7 @@ from tokenopt.replay import TrafficLine, run
 from tokenopt.replay.summary import RunSummary
 from tokenopt.settings import Settings
 from tokenopt.tokens import TokenCounter
+from tokenopt.tools.semantic import available as semantic_available
 
 ROUTES = {"openai": ("/v1/chat/completions", "/v1/responses"), "anthropic": ("/v1/messages",)}
 MODELS = {"/v1/chat/completions": "gpt-4.1", "/v1/responses": "gpt-5",
@@ -44,6 +47,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "normalize": {"tools": {"enabled": False}},
     "tools": {"tools": {"lazy": True}},
 }
+if semantic_available():  # the optional extra: embeddings fused with the lexical ranking
+    CONFIGS["tools_semantic"] = {"tools": {"lazy": True, "semantic": True, "semantic_wait": True}}
 
 
 def server_of(tool: dict[str, Any]) -> str:
@@ -237,6 +242,13 @@ async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
             "tool_miss_share": round(lazy["tool_misses"] / turns, 4),
             **detail,
         }
+        if "tools_semantic" in runs:
+            dense = runs["tools_semantic"]
+            result["providers"][provider]["semantic"] = {
+                "input_tokens_vs_baseline": round(1 - dense["input_tokens"] / base["input_tokens"], 4),
+                "cost_vs_normalize": round(dense["cost_usd"] / norm["cost_usd"], 4),
+                "tool_miss_share": round(dense["tool_misses"] / turns, 4),
+            }
     result["auto_choice"] = await _choice(per_route, seed, counter, prices)
     return result
 

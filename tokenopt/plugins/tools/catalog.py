@@ -16,6 +16,7 @@ import xxhash
 
 from tokenopt.dialects.base import Tool
 from tokenopt.tools import ToolIndex
+from tokenopt.tools.semantic import FusedIndex
 
 INDEXES_KEPT = 64
 _indexes: OrderedDict[str, ToolIndex] = OrderedDict()
@@ -64,7 +65,7 @@ class Catalog:
 
     tools: list[Tool]
     key: str
-    index: ToolIndex
+    index: ToolIndex | FusedIndex
     by_name: dict[str, Tool] = field(default_factory=dict)
 
     @classmethod

@@ -16,10 +16,11 @@ import json
 from typing import Any, ClassVar
 
 from tokenopt.dialects.base import RequestView, Tool, Usage
+from tokenopt.exceptions import ConfigError
 from tokenopt.pipeline import PluginContext
 from tokenopt.plugins.normalize.canonical import tool_forms
 from tokenopt.plugins.tools import native
-from tokenopt.plugins.tools.catalog import Catalog, is_function
+from tokenopt.plugins.tools.catalog import Catalog, index_for, is_function
 from tokenopt.plugins.tools.conversation import (
     called_tools,
     chosen_tools,
@@ -36,6 +37,8 @@ from tokenopt.plugins.tools.state import ConversationTools
 from tokenopt.plugins.tools.strategy import Shape, choose, estimates
 from tokenopt.pricing import PriceBook
 from tokenopt.rounds import Detour
+from tokenopt.tools.semantic import DenseIndexes
+from tokenopt.tools.semantic import available as semantic_available
 
 EXTRA = "tools.search"  # view.extras: what the detour hook needs of this request
 ANTHROPIC = "anthropic-messages"
@@ -51,6 +54,12 @@ class ToolsPlugin:
     def __init__(self, settings: ToolsSettings) -> None:
         self.settings = settings
         self.prices = PriceBook()
+        self.dense: DenseIndexes | None = None
+        if settings.semantic:
+            if not semantic_available():
+                raise ConfigError("[plugins.tools] semantic = true needs the semantic extra: "
+                                  "pip install 'tokenopt[semantic]'")
+            self.dense = DenseIndexes()
 
     async def on_request(self, view: RequestView, ctx: PluginContext) -> RequestView:
         if not view.tools:
@@ -73,6 +82,10 @@ class ToolsPlugin:
                                          self.settings.conversation_ttl_seconds)
         state = await conversation.load()
         catalog = Catalog.of(functions, sent.of)
+        if self.dense is not None:
+            catalog.index = self.dense.get(catalog.key, index_for(catalog.key, catalog.tools),
+                                           [tool.raw for tool in catalog.tools],
+                                           wait=self.settings.semantic_wait)
         if state.strategy is None:
             state.strategy, state.reason = self._choose(view, ctx, catalog, total, pinned)
         strategy = state.strategy

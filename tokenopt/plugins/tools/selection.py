@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenopt.tools import ToolIndex
+from tokenopt.tools.semantic import FusedIndex
 
 SIBLING_SERVERS = 2
 
@@ -23,7 +24,7 @@ def server_of(name: str) -> str | None:
     return server if sep else None
 
 
-def find(index: ToolIndex, query: str, k: int, *, exclude: frozenset[str] = frozenset(),
+def find(index: ToolIndex | FusedIndex, query: str, k: int, *, exclude: frozenset[str] = frozenset(),
          siblings: int = 0, near: Sequence[str] = ()) -> list[str]:
     """The `k` best names for `query`, then siblings of the top matches and of `near` tools."""
     if not query or k <= 0:

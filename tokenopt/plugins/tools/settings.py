@@ -20,6 +20,9 @@ class ToolsSettings(BaseModel):
     offers up to `widen_last_round` more tools, the best-ranked rest of the
     catalog (within `max_tools`), once, rather than leave the model without the
     tool it looks for.
+    `semantic` fuses embeddings with the lexical ranking (the `semantic`
+    extra); a tool set's embeddings are built off the request path, so its
+    first requests rank lexically, unless `semantic_wait` (replays, benchmarks).
     `expected_turns` and `loads_per_turn` are what `auto` assumes of a
     conversation it has just met.
     """
@@ -37,6 +40,8 @@ class ToolsSettings(BaseModel):
     slim: bool = False
     hoist_defs: bool = False
     mode: Literal["auto", "search", "native"] = "auto"
+    semantic: bool = False
+    semantic_wait: bool = False
     native_upstream: bool = False
     max_tools: int = Field(default=128, ge=2)
     expected_turns: int = Field(default=10, ge=1)

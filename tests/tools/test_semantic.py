@@ -1,0 +1,90 @@
+"""The optional dense ranking: fused with BM25, built off the request path, never in the way."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenopt.exceptions import ConfigError
+from tokenopt.plugins.tools import ToolsPlugin, ToolsSettings
+from tokenopt.tools import ToolIndex
+from tokenopt.tools.semantic import DenseIndexes, FusedIndex, fuse, shared_embedder
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tools" / "tools.jsonl"
+
+
+def corpus_tools(servers: tuple[str, ...]) -> list[dict[str, Any]]:
+    with DATA.open() as file:
+        rows = [json.loads(line) for line in file]
+    return [{"name": f"{row['server']}__{row['name']}", "description": row["description"],
+             "input_schema": row["input_schema"]}
+            for row in rows if row.get("server") in servers]
+
+
+TOOLS = corpus_tools(("calculator", "time", "filesystem", "git", "yahoo-finance", "wikipedia"))
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    assert fuse(["a", "b", "c"], ["b", "c", "a"]) == ["b", "a", "c"]
+    assert fuse(["a"], []) == ["a"]
+
+
+@pytest.mark.parametrize(("query", "tool"), [
+    ("multiply these two numbers for me", "calculator__calculate"),
+    ("what day is it today in Tokyo", "time__get_current_time"),
+])
+def test_a_tool_sharing_no_word_with_the_request_is_found_by_meaning(query: str,
+                                                                     tool: str) -> None:
+    lexical = ToolIndex(TOOLS)
+    fused = FusedIndex(lexical, TOOLS, shared_embedder())
+    assert fused.names == lexical.names
+    assert tool not in lexical.search(query, 3)
+    assert tool in fused.search(query, 3)
+
+
+def test_fused_search_keeps_the_index_contract() -> None:
+    fused = FusedIndex(ToolIndex(TOOLS), TOOLS, shared_embedder())
+    first = fused.search("commit my changes to the repository", 5)
+    assert len(first) == 5 and len(set(first)) == 5 and set(first) <= set(fused.names)
+    again = fused.search("commit my changes to the repository", 5, exclude=frozenset(first))
+    assert not set(first) & set(again)
+    assert fused.search("", 5) == ToolIndex(TOOLS).search("", 5) == []
+
+
+def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
+    indexes = DenseIndexes()
+    lexical = ToolIndex(TOOLS)
+    gate = threading.Event()
+    real = indexes._build
+
+    def held(*args: Any) -> FusedIndex:
+        gate.wait(30)
+        return real(*args)
+
+    indexes._build = held  # type: ignore[method-assign]
+    assert indexes.get("set", lexical, TOOLS, wait=False) is lexical  # not ready: no waiting
+    gate.set()
+    assert isinstance(indexes.get("set", lexical, TOOLS, wait=True), FusedIndex)
+    assert isinstance(indexes.get("set", lexical, TOOLS, wait=False), FusedIndex)
+
+
+def test_a_failed_build_leaves_the_lexical_ranking() -> None:
+    indexes = DenseIndexes()
+    lexical = ToolIndex(TOOLS)
+
+    def broken(*args: Any) -> FusedIndex:
+        raise RuntimeError("no model")
+
+    indexes._build = broken  # type: ignore[method-assign]
+    assert indexes.get("set", lexical, TOOLS, wait=True) is lexical
+
+
+def test_semantic_without_the_extra_is_a_clear_start_up_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tokenopt.plugins.tools.plugin.semantic_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install 'tokenopt\[semantic\]'"):
+        ToolsPlugin(ToolsSettings(lazy=True, semantic=True))
