@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.results import run_benchmark
 from benchmarks.workload import SYSTEM, as_route_tools, load_jsonl
+from tokenopt.dialects.base import Usage
 from tokenopt.pricing import PriceBook
 from tokenopt.replay import TrafficLine, run
 from tokenopt.replay.summary import RunSummary
@@ -277,8 +278,6 @@ async def _choice(per_route: int, seed: int, counter: TokenCounter,
 
 def _detours(optimized: Any, prices: PriceBook) -> dict[str, Any]:
     """What the search detours cost, and which strategies the conversations were given."""
-    from tokenopt.dialects.base import Usage
-
     strategies: dict[str, int] = defaultdict(int)
     seen: set[str] = set()
     detour_tokens = 0

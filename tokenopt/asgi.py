@@ -180,12 +180,10 @@ class Exchange:
         if strip_usage:
             if rewritten is None and "stream_options" not in parsed:
                 return _splice_stream_usage(body), True
-            options = current.get("stream_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            rewritten = {**current, "stream_options": {**options, "include_usage": True}}
+            rewritten = _with_stream_usage(current)
         if rewritten is None:
             return body, strip_usage
-        return json.dumps(rewritten, ensure_ascii=False, separators=(",", ":")).encode(), strip_usage
+        return _dumps(rewritten), strip_usage
 
     async def _transform(self, view: RequestView) -> JSON | None:
         pipeline = self.engine.pipeline
@@ -238,11 +236,10 @@ class Exchange:
                       named: tuple[str, Detour], strip_usage: bool) -> None:
         """Call the app once per round until the detour has the answer the client gets."""
         name, detour = named
-        started: dict[str, Any] = {}
-        first = True
+        first, streaming = True, False
         try:
             while True:
-                relay = RoundRelay(detour, tap.send, first=first, started=started)
+                relay = RoundRelay(detour, tap.send, first=first, streaming=streaming)
                 replayed = _replay(body, receive, tap.cut if self.editors else None)
                 await app(self._forward_scope(len(body)), replayed, relay.send)
                 if not relay.again or tap.cut.is_set():
@@ -251,12 +248,8 @@ class Exchange:
                 if following is None:
                     await relay.give_up()
                     return
-                if strip_usage:
-                    options = following.get("stream_options")
-                    options = dict(options) if isinstance(options, dict) else {}
-                    following = {**following, "stream_options": {**options, "include_usage": True}}
-                body = json.dumps(following, ensure_ascii=False, separators=(",", ":")).encode()
-                first = False
+                body = _dumps(_with_stream_usage(following) if strip_usage else following)
+                first, streaming = False, streaming or relay.mode == "sse"
         finally:
             if detour.notes:
                 notes = self.record.plugin_notes
@@ -501,6 +494,17 @@ async def _first_of(receive: Receive, cut: anyio.Event) -> Message:
         group.start_soon(real)
         group.start_soon(ended)
     return answer[0]
+
+
+def _with_stream_usage(body: JSON) -> JSON:
+    """The body asking for usage in its stream (`stream_options.include_usage`)."""
+    options = body.get("stream_options")
+    options = dict(options) if isinstance(options, dict) else {}
+    return {**body, "stream_options": {**options, "include_usage": True}}
+
+
+def _dumps(body: JSON) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _splice_stream_usage(body: bytes) -> bytes:

@@ -49,18 +49,18 @@ class Detour(Protocol):
 class RoundRelay:
     """The `send` of one round: what the client gets of it, through the detour.
 
-    `first` rounds send the response start; later ones only continue the body
-    the first started. `again` is True after the round when the detour wants
+    The first round sends the response start; a later one (`first` False) only
+    continues what the first started, a stream when `streaming`. `again` is True
+    after the round when the detour wants
     another; `passthrough` when this round's answer was not one the detour
     reads (an error, an unknown type), which then ends the exchange as is.
     """
 
-    def __init__(self, detour: Detour, send: Send, *, first: bool,
-                 started: dict[str, Any]) -> None:
+    def __init__(self, detour: Detour, send: Send, *, first: bool, streaming: bool) -> None:
         self.detour = detour
         self._send = send
         self.first = first
-        self.started = started  # shared across rounds: what the client was sent so far
+        self.streaming = streaming  # the client already has the start of a stream
         self.mode: str | None = None
         self.again = False
         self.passthrough = False
@@ -86,12 +86,11 @@ class RoundRelay:
             self.mode = "sse"
         elif self.status == 200 and identity and kind == b"application/json":
             self.mode = "json"
-        if self.started.get("sse"):
+        if self.streaming:
             if self.mode != "sse":  # a later round failed after the stream began
                 self.mode = "error"
             return
         if self.mode == "sse":
-            self.started["sse"] = True
             kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
             await self._send({**message, "headers": kept})
         elif self.mode == "json":

@@ -165,6 +165,11 @@ def as_dict(value: Any) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
+def dicts(value: Any) -> list[JSON]:
+    """The objects of a list (anything else, or a missing list, reads as empty)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 VIEW_FIELDS: tuple[str, ...] = (
     "system",
     "messages",

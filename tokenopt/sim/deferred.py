@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from tokenopt.dialects.base import as_dict, dicts
 from tokenopt.sim.prompt import segment_text, unmarked
-from tokenopt.sim.wire import JSON, Invalid, as_dict, dicts, tool_name
+from tokenopt.sim.wire import JSON, Invalid, tool_name
 
 ANTHROPIC_SEARCH_TYPES: Final[dict[str, Literal["bm25", "regex"]]] = {
     "tool_search_tool_bm25_20251119": "bm25", "tool_search_tool_bm25": "bm25",

@@ -20,10 +20,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from tokenopt.dialects.base import as_dict, dicts
 from tokenopt.sim.deferred import catalog
 from tokenopt.sim.native_search import client_search, server_search
 from tokenopt.sim.reply import Ask, Reply, ToolCall, ToolSearch, words
-from tokenopt.sim.wire import as_dict, dicts, tool_name
+from tokenopt.sim.wire import tool_name
 from tokenopt.tokens import TokenCounter
 
 JSON = dict[str, Any]

@@ -91,12 +91,3 @@ def tool_name(tool: JSON) -> str | None:
     function = tool.get("function")
     name = function.get("name") if isinstance(function, dict) else tool.get("name")
     return name if isinstance(name, str) else None
-
-
-def as_dict(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
-
-
-def dicts(value: Any) -> list[JSON]:
-    """The objects of a list (anything else reads as empty)."""
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

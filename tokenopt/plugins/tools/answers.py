@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokenopt.dialects.base import JSON
+from tokenopt.dialects.base import JSON, dicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,12 @@ def total_usage(bodies: list[JSON]) -> Any:
     return usage
 
 
+def _with_total_usage(merged: JSON, bodies: list[JSON]) -> JSON:
+    """`merged` carrying the usage of every call behind it (what the provider billed)."""
+    usage = total_usage(bodies)
+    return merged if usage is None else {**merged, "usage": usage}
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -77,15 +83,12 @@ def _query(arguments: Any) -> str:
     return ""
 
 
-def _dicts(value: Any) -> list[JSON]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
 
 class MessagesAnswers:
     """Anthropic Messages: `tool_use` blocks; results go back as `tool_result` blocks."""
 
     def calls(self, body: JSON, search: str) -> RoundCalls:
-        uses = [b for b in _dicts(body.get("content")) if b.get("type") == "tool_use"]
+        uses = [b for b in dicts(body.get("content")) if b.get("type") == "tool_use"]
         return RoundCalls(
             tuple(SearchCall(str(b.get("id")), _query(b.get("input"))) for b in uses
                   if b.get("name") == search),
@@ -93,19 +96,15 @@ class MessagesAnswers:
         )
 
     def follow_up(self, body: JSON, results: dict[str, str]) -> list[JSON]:
-        content = [_block_as_input(b) for b in _dicts(body.get("content"))]
+        content = [_block_as_input(b) for b in dicts(body.get("content"))]
         answers = [{"type": "tool_result", "tool_use_id": call_id, "content": text}
                    for call_id, text in results.items()]
         return [{"role": "assistant", "content": content}, {"role": "user", "content": answers}]
 
     def merge(self, earlier: list[JSON], final: JSON, search: str) -> JSON:
-        kept = [b for body in [*earlier, final] for b in _dicts(body.get("content"))
+        kept = [b for body in [*earlier, final] for b in dicts(body.get("content"))
                 if not (b.get("type") == "tool_use" and b.get("name") == search)]
-        merged = {**final, "content": kept}
-        usage = total_usage([*earlier, final])
-        if usage is not None:
-            merged["usage"] = usage
-        return merged
+        return _with_total_usage({**final, "content": kept}, [*earlier, final])
 
 
 def _block_as_input(block: JSON) -> JSON:
@@ -117,7 +116,7 @@ class ChatAnswers:
     """OpenAI Chat: `tool_calls` on the assistant message; results as `tool` messages."""
 
     def calls(self, body: JSON, search: str) -> RoundCalls:
-        calls = _dicts(_message(body).get("tool_calls"))
+        calls = dicts(_message(body).get("tool_calls"))
         named = [(c, _function(c)) for c in calls]
         return RoundCalls(
             tuple(SearchCall(str(c.get("id")), _query(f.get("arguments"))) for c, f in named
@@ -135,24 +134,20 @@ class ChatAnswers:
 
     def merge(self, earlier: list[JSON], final: JSON, search: str) -> JSON:
         texts = [c for body in earlier if isinstance(c := _message(body).get("content"), str) and c]
-        choices = _dicts(final.get("choices"))
+        choices = dicts(final.get("choices"))
         if choices:
             message = dict(_message(final))
             own = message.get("content")
             if texts:
                 message["content"] = "".join([*texts, own if isinstance(own, str) else ""])
-            calls = [c for c in _dicts(message.get("tool_calls"))
-                     if (c.get("function") or {}).get("name") != search]
+            calls = [c for c in dicts(message.get("tool_calls"))
+                     if _function(c).get("name") != search]
             if calls:
                 message["tool_calls"] = calls
             else:
                 message.pop("tool_calls", None)
             choices = [{**choices[0], "message": message}, *choices[1:]]
-        merged = {**final, "choices": choices}
-        usage = total_usage([*earlier, final])
-        if usage is not None:
-            merged["usage"] = usage
-        return merged
+        return _with_total_usage({**final, "choices": choices}, [*earlier, final])
 
 
 def _function(call: JSON) -> JSON:
@@ -161,7 +156,7 @@ def _function(call: JSON) -> JSON:
 
 
 def _message(body: JSON) -> JSON:
-    choices = _dicts(body.get("choices"))
+    choices = dicts(body.get("choices"))
     message = choices[0].get("message") if choices else None
     return message if isinstance(message, dict) else {}
 
@@ -170,7 +165,7 @@ class ResponsesAnswers:
     """OpenAI Responses: `function_call` output items; results as `function_call_output` items."""
 
     def calls(self, body: JSON, search: str) -> RoundCalls:
-        calls = [i for i in _dicts(body.get("output")) if i.get("type") == "function_call"]
+        calls = [i for i in dicts(body.get("output")) if i.get("type") == "function_call"]
         return RoundCalls(
             tuple(SearchCall(str(i.get("call_id")), _query(i.get("arguments"))) for i in calls
                   if i.get("name") == search),
@@ -178,18 +173,15 @@ class ResponsesAnswers:
         )
 
     def follow_up(self, body: JSON, results: dict[str, str]) -> list[JSON]:
-        items = [_item_as_input(i) for i in _dicts(body.get("output"))]
+        items = [_item_as_input(i) for i in dicts(body.get("output"))]
         return [*items, *({"type": "function_call_output", "call_id": call_id, "output": text}
                           for call_id, text in results.items())]
 
     def merge(self, earlier: list[JSON], final: JSON, search: str) -> JSON:
-        kept = [i for body in [*earlier, final] for i in _dicts(body.get("output"))
+        kept = [i for body in [*earlier, final] for i in dicts(body.get("output"))
                 if not (i.get("type") == "function_call" and i.get("name") == search)]
-        merged = without_search_tool({**final, "output": kept}, search)
-        usage = total_usage([*earlier, final])
-        if usage is not None:
-            merged["usage"] = usage
-        return merged
+        return _with_total_usage(without_search_tool({**final, "output": kept}, search),
+                                [*earlier, final])
 
 
 def without_search_tool(response: JSON, search: str) -> JSON:

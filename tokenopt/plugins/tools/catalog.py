@@ -21,8 +21,6 @@ from tokenopt.tools.semantic import FusedIndex
 INDEXES_KEPT = 64
 _indexes: OrderedDict[str, ToolIndex] = OrderedDict()
 
-# Built-in and server tools carry a `type` of their own; only these are function tools.
-FUNCTION_TYPES = frozenset({"function", "custom"})
 ANTHROPIC = "anthropic-messages"
 
 
@@ -34,11 +32,12 @@ def is_function(tool: Tool, dialect: str) -> bool:
     return kind == "function" and bool(tool.name)
 
 
-def _sent(tool: Tool) -> str:
+def sent_text(tool: Tool) -> str:
+    """A tool's entry as JSON text (what is hashed and counted when no memo has it)."""
     return json.dumps(tool.raw, ensure_ascii=False)
 
 
-def digest(tools: Iterable[Tool], text_of: Callable[[Tool], str] = _sent) -> str:
+def digest(tools: Iterable[Tool], text_of: Callable[[Tool], str] = sent_text) -> str:
     """An xxhash of the tools' texts: one tool set, one index."""
     hasher = xxhash.xxh3_128()
     for tool in tools:
@@ -69,7 +68,7 @@ class Catalog:
     by_name: dict[str, Tool] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tools: list[Tool], text_of: Callable[[Tool], str] = _sent) -> Catalog:
+    def of(cls, tools: list[Tool], text_of: Callable[[Tool], str] = sent_text) -> Catalog:
         key = digest(tools, text_of)
         by_name: dict[str, Tool] = {}
         for tool in tools:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenopt.dialects.base import JSON, RequestView
+from tokenopt.dialects.base import RequestView, dicts
 
 CLIENT_SEARCH_TYPES = frozenset({
     "tool_search", "tool_search_tool_regex_20251119", "tool_search_tool_bm25_20251119",
@@ -18,19 +18,16 @@ CLIENT_SEARCH_TYPES = frozenset({
 })
 
 
-def _dicts(value: Any) -> list[JSON]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
 
 def latest_user_text(view: RequestView) -> str:
     """The text of the newest user turn that has text (tool results are not what was asked)."""
-    for message in reversed(_dicts(view.messages)):
+    for message in reversed(dicts(view.messages)):
         if message.get("role") != "user":
             continue
         content = message.get("content")
         if isinstance(content, str):
             return content
-        texts = [str(p["text"]) for p in _dicts(content) if isinstance(p.get("text"), str)
+        texts = [str(p["text"]) for p in dicts(content) if isinstance(p.get("text"), str)
                  and p.get("type") in ("text", "input_text")]
         if texts:
             return "\n".join(texts)
@@ -40,15 +37,15 @@ def latest_user_text(view: RequestView) -> str:
 def called_tools(view: RequestView) -> list[str]:
     """Names of the tools the conversation has called so far, in order, each once."""
     names: list[str] = []
-    for message in _dicts(view.messages):
+    for message in dicts(view.messages):
         if view.dialect == "anthropic-messages":
-            found = [str(b.get("name")) for b in _dicts(message.get("content"))
+            found = [str(b.get("name")) for b in dicts(message.get("content"))
                      if b.get("type") == "tool_use"]
         elif view.dialect == "openai-responses":
             found = [str(message.get("name"))] if message.get("type") == "function_call" else []
         else:
             found = [str((c.get("function") or {}).get("name"))
-                     for c in _dicts(message.get("tool_calls"))]
+                     for c in dicts(message.get("tool_calls"))]
         names += [name for name in found if name not in names]
     return names
 
@@ -59,7 +56,7 @@ def chosen_tools(choice: Any) -> list[str]:
         return []
     if choice.get("type") == "allowed_tools":
         return [str(t.get("name") or (t.get("function") or {}).get("name"))
-                for t in _dicts(choice.get("tools"))]
+                for t in dicts(choice.get("tools"))]
     name = choice.get("name") or (choice.get("function") or {}).get("name")
     return [name] if isinstance(name, str) else []
 

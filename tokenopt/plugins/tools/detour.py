@@ -20,6 +20,7 @@ from tokenopt.dialects import dialect_for
 from tokenopt.dialects.base import JSON, RequestView, Tool
 from tokenopt.plugins.tools.answers import ANSWERS, SearchCall, total_usage
 from tokenopt.plugins.tools.catalog import Catalog
+from tokenopt.plugins.tools.marks import mark_last_like
 from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.streams import merger_for
 from tokenopt.stream_assembly import assembler_for
@@ -43,6 +44,9 @@ class SearchDetour:
         self.max_tools = max_tools  # OpenAI refuses more than 128 tools
         self.widen = widen
         self.answers = ANSWERS[view.dialect]
+        dialect = dialect_for("POST", view.route)
+        assert dialect is not None  # the view was read by this route's dialect
+        self.dialect = dialect
         self.merger = merger_for(view.dialect, search.name)
         self.assembler = assembler_for(view.route)
         self.earlier: list[JSON] = []
@@ -90,14 +94,12 @@ class SearchDetour:
             tools = [tool for tool in tools if tool.name != self.search.name]
             if self.widen:
                 tools += self._widened(tools)
-        tools = _mark_last(tools, like=self.view.tools)
+        tools = mark_last_like(self.view.tools, tools, self.view.dialect)
         messages = [*self.view.messages, *self.answers.follow_up(self.last, results)]
         self.view = dataclasses.replace(self.view, tools=tools, messages=messages)
         self.assembler = assembler_for(self.view.route)
         self.merger.next_round()
-        dialect = dialect_for("POST", self.view.route)
-        assert dialect is not None
-        return dialect.render(self.view)
+        return self.dialect.render(self.view)
 
     def closing(self) -> list[SSEEvent]:
         merged = self._merged(self.last) if self.last is not None else None
@@ -133,8 +135,7 @@ class SearchDetour:
         return True
 
     def _merged(self, final: JSON) -> JSON:
-        if not self.earlier:  # one round: only a search call beside real ones is dropped
-            return self.answers.merge([], final, self.search.name)
+        """What the client gets; with one round, only a search beside real calls is dropped."""
         detour_usage = total_usage(self.earlier)
         if detour_usage is not None:
             self.notes["detour_usage"] = detour_usage
@@ -154,9 +155,9 @@ class SearchDetour:
         queries = [call.query for call in self.pending]
         ranked = [name for query in queries for name in self.catalog.index.search(
             query, len(self.catalog.by_name), exclude=frozenset(have))]
-        rest = [*dict.fromkeys(ranked), *(n for n in self.catalog.by_name if n not in have)]
+        rest = [n for n in dict.fromkeys([*ranked, *self.catalog.by_name]) if n not in have]
         room = max(min(self.max_tools - len(tools), self.widen), 0)
-        widened = self.catalog.tools_named(list(dict.fromkeys(rest))[:room])
+        widened = self.catalog.tools_named(rest[:room])
         self.notes["widened"] = len(widened)
         return widened
 
@@ -166,21 +167,3 @@ class SearchDetour:
                     "search again with other words.")
         lines = [f"- {name}: {self.catalog.summary(name)}" for name in names]
         return ("These tools are now available; call them directly:\n" + "\n".join(lines))
-
-
-def _mark_last(tools: list[Tool], *, like: list[Tool]) -> list[Tool]:
-    """`tools` with the (Anthropic) breakpoint `like` carried moved to the last tool.
-
-    Found tools are appended after the one the first round marked; left there,
-    the mark would no longer end the tools sent, and their prefix is not cached.
-    """
-    marks = [tool.raw["cache_control"] for tool in like if "cache_control" in tool.raw]
-    if not marks or not tools or "cache_control" in tools[-1].raw:
-        return tools
-    out = [Tool(t.name, t.description, t.parameters,  # the others stay the same objects
-                {k: v for k, v in t.raw.items() if k != "cache_control"})
-           if "cache_control" in t.raw else t for t in tools]
-    last = out[-1]
-    out[-1] = Tool(last.name, last.description, last.parameters,
-                   {**last.raw, "cache_control": marks[-1]})
-    return out

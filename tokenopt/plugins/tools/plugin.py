@@ -20,7 +20,13 @@ from tokenopt.exceptions import ConfigError
 from tokenopt.pipeline import PluginContext
 from tokenopt.plugins.normalize.canonical import tool_forms
 from tokenopt.plugins.tools import native
-from tokenopt.plugins.tools.catalog import Catalog, index_for, is_function
+from tokenopt.plugins.tools.catalog import (
+    ANTHROPIC,
+    Catalog,
+    index_for,
+    is_function,
+    sent_text,
+)
 from tokenopt.plugins.tools.conversation import (
     called_tools,
     chosen_tools,
@@ -29,6 +35,7 @@ from tokenopt.plugins.tools.conversation import (
 )
 from tokenopt.plugins.tools.dedupe import dedupe
 from tokenopt.plugins.tools.detour import SearchDetour
+from tokenopt.plugins.tools.marks import mark_last_like
 from tokenopt.plugins.tools.search_tool import search_tool
 from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.settings import ToolsSettings
@@ -41,7 +48,6 @@ from tokenopt.tools.semantic import DenseIndexes
 from tokenopt.tools.semantic import available as semantic_available
 
 EXTRA = "tools.search"  # view.extras: what the detour hook needs of this request
-ANTHROPIC = "anthropic-messages"
 
 
 class ToolsPlugin:
@@ -64,7 +70,9 @@ class ToolsPlugin:
     async def on_request(self, view: RequestView, ctx: PluginContext) -> RequestView:
         if not view.tools:
             return view
-        pinned = self._pinned(view)
+        called = called_tools(view)
+        pinned = list(dict.fromkeys([*self.settings.pinned, *chosen_tools(view.tool_choice),
+                                     *called]))
         # Each tool serialised once (memoised by normalize's forms): the digest, the token
         # count and dedupe all read these texts.
         sent = SentTexts(view.tools)
@@ -78,8 +86,7 @@ class ToolsPlugin:
             ctx.notes["lazy"] = {"strategy": "keep", "reason": "below threshold",
                                  "tool_tokens": total}
             return view
-        conversation = ConversationTools(ctx.store, view.conversation,
-                                         self.settings.conversation_ttl_seconds)
+        conversation = self._conversation(view, ctx)
         state = await conversation.load()
         catalog = Catalog.of(functions, sent.of)
         if self.dense is not None:
@@ -97,7 +104,7 @@ class ToolsPlugin:
             return view
         present = [name for name in pinned if name in catalog]
         preload = find(catalog.index, latest_user_text(view), self.settings.preload_k,
-                       siblings=self.settings.siblings, near=called_tools(view))
+                       siblings=self.settings.siblings, near=called)
         new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
         state.loaded += new
         await conversation.save(state)
@@ -114,18 +121,17 @@ class ToolsPlugin:
         if found is None:
             return None
         catalog, search = found
-        conversation = ConversationTools(ctx.store, view.conversation,
-                                         self.settings.conversation_ttl_seconds)
+        conversation = self._conversation(view, ctx)
         return SearchDetour(view, catalog, search=search, rounds=self.settings.search_rounds,
                             k=self.settings.search_k, siblings=self.settings.siblings,
                             max_tools=self.settings.max_tools,
                             widen=self.settings.widen_last_round, remember=conversation.append)
 
-    # dedupe and slimming ------------------------------------------------------------
+    def _conversation(self, view: RequestView, ctx: PluginContext) -> ConversationTools:
+        return ConversationTools(ctx.store, view.conversation,
+                                 self.settings.conversation_ttl_seconds)
 
-    def _pinned(self, view: RequestView) -> list[str]:
-        names = [*self.settings.pinned, *chosen_tools(view.tool_choice), *called_tools(view)]
-        return list(dict.fromkeys(names))
+    # dedupe and slimming ------------------------------------------------------------
 
     def _dedupe_and_slim(self, view: RequestView, ctx: PluginContext,
                          pinned: list[str], sent: SentTexts) -> RequestView:
@@ -194,11 +200,11 @@ class ToolsPlugin:
         selected = catalog.tools_named(_within(loaded, room, keep=present))
         ctx.notes["lazy"] = {**notes, "tools_forwarded": len(selected)}
         if self.settings.search_rounds == 0:  # nothing could answer a search: preload only
-            return dataclasses.replace(view, tools=_marked_like(view.tools, [*others, *selected],
+            return dataclasses.replace(view, tools=mark_last_like(view.tools, [*others, *selected],
                                                                 view.dialect))
         servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
         search = search_tool(view.dialect, len(catalog.by_name), servers)
-        tools = _marked_like(view.tools, [*others, search, *selected], view.dialect)
+        tools = mark_last_like(view.tools, [*others, search, *selected], view.dialect)
         extras = {**view.extras, EXTRA: (catalog, search)}
         return dataclasses.replace(view, tools=tools, extras=extras)
 
@@ -208,7 +214,7 @@ class ToolsPlugin:
         keep = set(loaded)
         tools = [native.deferred(tool) if is_function(tool, view.dialect)
                  and tool.name not in keep else tool for tool in view.tools]
-        tools = _marked_like(view.tools, [*tools, native.search_tool(view.dialect)], view.dialect)
+        tools = mark_last_like(view.tools, [*tools, native.search_tool(view.dialect)], view.dialect)
         ctx.notes["lazy"] = {**notes,
                              "deferred": sum(t.raw.get("defer_loading") is True for t in tools)}
         return dataclasses.replace(view, tools=tools)
@@ -224,7 +230,7 @@ class SentTexts:
 
     def of(self, tool: Tool) -> str:
         found = self._by_id.get(id(tool))
-        return found if found is not None else json.dumps(tool.raw, ensure_ascii=False)
+        return found if found is not None else sent_text(tool)
 
     def joined(self, tools: list[Tool]) -> str:
         """The tools as one JSON array: the same text as `json.dumps` of their entries."""
@@ -248,20 +254,3 @@ def _within(loaded: list[str], room: int, *, keep: list[str]) -> list[str]:
     rest = [name for name in loaded if name not in must]
     allowed = set(must) | set(rest[len(rest) - (room - len(must)):] if room > len(must) else [])
     return [name for name in loaded if name in allowed]
-
-
-def _marked_like(before: list[Tool], after: list[Tool], dialect: str) -> list[Tool]:
-    """`after`, with a tools breakpoint on its last tool if one was on any tool `before`.
-
-    `normalize` marks the last tool it saw; once tools are withheld or added,
-    the mark must end the tools actually sent, or the tools prefix is not cached.
-    """
-    if dialect != ANTHROPIC or not any("cache_control" in t.raw for t in before):
-        return after
-    mark = next(t.raw["cache_control"] for t in reversed(before) if "cache_control" in t.raw)
-    out = [Tool(t.name, t.description, t.parameters,
-                {k: v for k, v in t.raw.items() if k != "cache_control"})
-           if "cache_control" in t.raw else t for t in after]
-    *head, last = out
-    return [*head, Tool(last.name, last.description, last.parameters,
-                        {**last.raw, "cache_control": mark})]

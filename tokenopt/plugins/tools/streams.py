@@ -14,7 +14,7 @@ import json
 from typing import Any, Protocol
 
 from tokenopt._sse import SSEEvent
-from tokenopt.dialects.base import JSON, loads_object, sse_event
+from tokenopt.dialects.base import JSON, as_dict, loads_object, sse_event
 from tokenopt.plugins.tools.answers import without_search_tool
 
 
@@ -37,19 +37,45 @@ def _error_payload(body: bytes) -> JSON:
     return parsed if isinstance(parsed, dict) else {}
 
 
+class Renumber:
+    """One round's upstream indexes mapped to the client's, which run on across rounds.
+
+    A hidden index (tokenopt's search call) maps to None: its events are dropped.
+    """
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.map: dict[Any, int | None] = {}
+
+    def next_round(self) -> None:
+        self.map = {}
+
+    def open(self, index: Any, *, hidden: bool) -> None:
+        if hidden:
+            self.map[index] = None
+        else:
+            self.map[index] = self.next
+            self.next += 1
+
+    def __contains__(self, index: object) -> bool:
+        return index in self.map
+
+    def get(self, index: Any) -> int | None:
+        return self.map.get(index)
+
+
 class MessagesMerger:
     """Anthropic: one `message_start`, content blocks renumbered, one `message_delta`/`stop`."""
 
     def __init__(self, search: str) -> None:
         self.search = search
         self.round = 0
-        self.next_index = 0
-        self.map: dict[int, int | None] = {}
+        self.indexes = Renumber()
         self.delta: JSON | None = None
 
     def next_round(self) -> None:
         self.round += 1
-        self.map = {}
+        self.indexes.next_round()
 
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
         payload = loads_object(event.data)
@@ -62,16 +88,11 @@ class MessagesMerger:
         if kind == "message_stop":
             return []
         if kind == "content_block_start":
-            block = payload.get("content_block")
-            index = payload.get("index", 0)
-            if isinstance(block, dict) and block.get("type") == "tool_use" \
-                    and block.get("name") == self.search:
-                self.map[index] = None
-                return []
-            self.map[index] = self.next_index
-            self.next_index += 1
+            block = as_dict(payload.get("content_block"))
+            hidden = block.get("type") == "tool_use" and block.get("name") == self.search
+            self.indexes.open(payload.get("index", 0), hidden=hidden)
         if kind in ("content_block_start", "content_block_delta", "content_block_stop"):
-            mapped = self.map.get(payload.get("index", 0))
+            mapped = self.indexes.get(payload.get("index", 0))
             if mapped is None:
                 return []
             if mapped == payload.get("index"):
@@ -102,14 +123,13 @@ class ChatMerger:
         self.search = search
         self.round = 0
         self.id: Any = None
-        self.next_index = 0
-        self.map: dict[Any, int | None] = {}
+        self.indexes = Renumber()
         self.finish: JSON | None = None
         self.usage_seen = False
 
     def next_round(self) -> None:
         self.round += 1
-        self.map = {}
+        self.indexes.next_round()
 
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
         if event.data.strip() == "[DONE]":
@@ -144,13 +164,10 @@ class ChatMerger:
         calls = []
         for call in delta.get("tool_calls") or []:
             index = call.get("index", 0)
-            function = call.get("function") or {}
-            if function.get("name") == self.search:
-                self.map[index] = None
-            elif index not in self.map:
-                self.map[index] = self.next_index
-                self.next_index += 1
-            mapped = self.map[index]
+            hidden = (call.get("function") or {}).get("name") == self.search
+            if hidden or index not in self.indexes:
+                self.indexes.open(index, hidden=hidden)
+            mapped = self.indexes.get(index)
             if mapped is not None:
                 calls.append({**call, "index": mapped})
         if "tool_calls" in delta:
@@ -190,14 +207,13 @@ class ResponsesMerger:
         self.search = search
         self.round = 0
         self.sequence = 0
-        self.next_index = 0
-        self.map: dict[int, int | None] = {}
+        self.indexes = Renumber()
         self.final: JSON | None = None
         self.identity: JSON = {}  # the first round's response id: the one the client knows
 
     def next_round(self) -> None:
         self.round += 1
-        self.map = {}
+        self.indexes.next_round()
 
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
         payload = loads_object(event.data)
@@ -215,17 +231,12 @@ class ResponsesMerger:
             self.final = payload
             return []
         if kind == "response.output_item.added":
-            item = payload.get("item")
-            index = payload.get("output_index", 0)
-            if isinstance(item, dict) and item.get("type") == "function_call" \
-                    and item.get("name") == self.search:
-                self.map[index] = None
-            else:
-                self.map[index] = self.next_index
-                self.next_index += 1
+            item = as_dict(payload.get("item"))
+            hidden = item.get("type") == "function_call" and item.get("name") == self.search
+            self.indexes.open(payload.get("output_index", 0), hidden=hidden)
         edited = dict(payload)
         if "output_index" in payload:
-            mapped = self.map.get(payload["output_index"])
+            mapped = self.indexes.get(payload["output_index"])
             if mapped is None:
                 return []
             edited["output_index"] = mapped
