@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from tokenopt import jsonio
 from tokenopt._sse import SSEEvent, SSEParser
 from tokenopt.dialects.base import JSON, Dialect, RequestView, StreamEditor, UsageTap
 from tokenopt.engine import Engine
@@ -162,7 +163,7 @@ class Exchange:
     async def _prepare(self, body: bytes) -> tuple[bytes, bool]:
         """The bytes to forward, and whether tokenopt (not the client) asked for stream usage."""
         try:
-            parsed = json.loads(body)
+            parsed = jsonio.loads(body)
             if not isinstance(parsed, dict):
                 raise DialectError("the body is not a JSON object")
             self.view = view = self.dialect.parse(parsed, tenant=self.tenant, headers=self.headers)
@@ -447,11 +448,10 @@ def segment_tokens(view: RequestView, count: Any,
     model = view.model
     counters: dict[str, Callable[[], int]] = {
         # One text for the whole tool list: it rarely changes, so the count is a memo hit.
-        "tools": lambda: count(json.dumps([t.raw for t in view.tools], ensure_ascii=False), model)
+        "tools": lambda: count(jsonio.dumps([t.raw for t in view.tools]).decode(), model)
         if view.tools else 0,
         "system": lambda: sum(count(part.text, model) for part in view.system),
-        "messages": lambda: sum(count(json.dumps(m, ensure_ascii=False), model)
-                                for m in view.messages),
+        "messages": lambda: sum(count(jsonio.dumps(m).decode(), model) for m in view.messages),
     }
     known_view, known = same_as if same_as is not None else (None, {})
     return {name: known[name] if known_view is not None and name in known
@@ -504,7 +504,7 @@ def _with_stream_usage(body: JSON) -> JSON:
 
 
 def _dumps(body: JSON) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonio.dumps(body)
 
 
 def _splice_stream_usage(body: bytes) -> bytes:

@@ -9,7 +9,7 @@ rather than edit it in place, so the original body stays intact for fail-open.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -94,6 +94,9 @@ class RequestView:
     extras: dict[str, Any] = field(default_factory=dict)
     tenant_label: str | None = None
     body_overrides: dict[str, Any] = field(default_factory=dict)
+    # The fields as the dialect first read them from `body`: rendering compares against
+    # these instead of reading the body again (plugins never replace `body`).
+    parsed: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class UsageTap(Protocol):
@@ -195,8 +198,12 @@ def pending_overrides(view: RequestView) -> dict[str, Any]:
     }
 
 
-def changed_fields(view: RequestView, original: Mapping[str, Any]) -> list[str]:
-    """The view fields whose value differs from the one parsed from the original body."""
+def changed_fields(view: RequestView, read: Callable[[JSON], Mapping[str, Any]]) -> list[str]:
+    """The view fields whose value differs from the one parsed from the original body.
+
+    `read` is the dialect's field reader, used only for a view built without `parsed`.
+    """
+    original = view.parsed or read(view.body)
     return [name for name in VIEW_FIELDS if differs(getattr(view, name), original[name])]
 
 
@@ -268,5 +275,6 @@ def build_view(
         conversation=conversation_of(headers, tenant, system_text, first),
         task=headers.get(TASK_HEADER),
         tenant_label=headers.get(TENANT_HEADER),
+        parsed=fields,
         **fields,
     )

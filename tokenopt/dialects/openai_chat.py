@@ -38,7 +38,7 @@ class OpenAIChatDialect:
         return build_view(self.name, self.path, body, _fields(body), tenant=tenant, headers=headers)
 
     def render(self, view: RequestView) -> JSON | None:
-        changed = changed_fields(view, _fields(view.body))
+        changed = changed_fields(view, _fields)
         overrides = pending_overrides(view)
         if not changed and not overrides:
             return None

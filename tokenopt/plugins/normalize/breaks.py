@@ -10,13 +10,18 @@ Appending messages is how a conversation grows, not a break.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+import xxhash
+
+from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView
 from tokenopt.plugins.normalize.canonical import ToolForms
+
+
+# Bumped when digests are computed differently: an older fingerprint is not compared.
+VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +38,23 @@ class Fingerprint:
         tools = [(t.name, _digest(form.sent_text), _digest(form.text))
                  for t, form in zip(view.tools, forms, strict=True)]
         system = "\n".join(part.text for part in view.system)
-        messages = [_digest(json.dumps(m, ensure_ascii=False)) for m in view.messages]
+        messages = [_digest(jsonio.dumps(m)) for m in view.messages]
         return cls(tools, system[:20_000], _digest(system), messages)
 
     def dumps(self) -> bytes:
-        return json.dumps({"tools": self.tools, "system": self.system,
-                           "system_digest": self.system_digest, "messages": self.messages}).encode()
+        return jsonio.dumps({"v": VERSION, "tools": self.tools, "system": self.system,
+                             "system_digest": self.system_digest, "messages": self.messages})
 
     @classmethod
     def loads(cls, data: bytes) -> Fingerprint | None:
+        """The stored fingerprint, or None when unreadable or digested another way."""
         try:
-            raw = json.loads(data)
+            raw = jsonio.loads(data)
+            if raw.get("v") != VERSION:
+                return None
             return cls([tuple(t) for t in raw["tools"]], raw["system"], raw["system_digest"],
                        raw["messages"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
@@ -94,5 +102,5 @@ def _tool_break(old: list[tuple[str, str, str]], new: list[tuple[str, str, str]]
     return Break("tools", f"tool schema re-serialised (key order): {name}", index)
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+def _digest(text: str | bytes) -> str:
+    return xxhash.xxh3_64_hexdigest(text.encode() if isinstance(text, str) else text)

@@ -9,11 +9,11 @@ matter to a reader), and the tools themselves are sorted by name.
 from __future__ import annotations
 
 import functools
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from tokenopt import jsonio
 from tokenopt.dialects.base import Tool
 
 # Cache markers are placement, not content: normalize decides where they go.
@@ -22,12 +22,12 @@ MARKERS = ("cache_control",)
 
 def canonical(value: Any) -> Any:
     """`value` with every object's keys sorted, recursively; lists keep their order."""
-    return json.loads(canonical_text(value))
+    return jsonio.loads(jsonio.dumps_sorted(value))
 
 
 def canonical_text(value: Any) -> str:
     """The canonical serialisation: sorted keys, no insignificant whitespace."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return jsonio.dumps_sorted(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +44,9 @@ def _forms_of(sent_text: str) -> tuple[str, dict[str, Any]]:
     # Keyed by the tool's text as sent: MCP clients resend the same tools on every call, so
     # the sort and parse run once per distinct tool. The value is shared: plugins replace
     # view containers, never edit them, so sharing is safe.
-    value = {k: v for k, v in json.loads(sent_text).items() if k not in MARKERS}
-    text = canonical_text(value)
-    return text, json.loads(text)
+    value = {k: v for k, v in jsonio.loads(sent_text).items() if k not in MARKERS}
+    text = jsonio.dumps_sorted(value)
+    return text.decode(), jsonio.loads(text)
 
 
 # Forms by the identity of the entry they were read from. Canonical entries are the
@@ -65,7 +65,7 @@ def tool_forms(tools: list[Tool]) -> list[ToolForms]:
             _BY_IDENTITY.move_to_end(id(tool.raw))
             forms.append(hit[1])
             continue
-        sent = json.dumps(tool.raw, ensure_ascii=False)
+        sent = jsonio.dumps(tool.raw).decode()
         text, value = _forms_of(sent)
         form = ToolForms(sent, text, value)
         forms.append(form)

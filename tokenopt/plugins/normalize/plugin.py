@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from typing import Any, ClassVar
 
+from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView, TextPart, Tool
 from tokenopt.pipeline import PluginContext
 from tokenopt.plugins.normalize.breakpoints import (
@@ -73,7 +73,7 @@ class NormalizePlugin:
     async def _conversation(self, view: RequestView, ctx: PluginContext) -> dict[str, Any]:
         raw = await ctx.store.get(f"conv:{view.conversation}")
         try:
-            state = json.loads(raw) if raw else {}
+            state = jsonio.loads(raw) if raw else {}
         except ValueError:
             state = {}
         return state if isinstance(state, dict) else {}
@@ -81,7 +81,7 @@ class NormalizePlugin:
     async def _remember(self, view: RequestView, ctx: PluginContext, state: dict[str, Any]) -> None:
         now = ctx.clock()
         state = {**state, "turns": int(state.get("turns", 0)) + 1, "last_ts": now}
-        await ctx.store.set(f"conv:{view.conversation}", json.dumps(state).encode(),
+        await ctx.store.set(f"conv:{view.conversation}", jsonio.dumps(state),
                             ttl=self.settings.conversation_ttl_seconds)
 
     # cache-break detector -----------------------------------------------------------
@@ -119,9 +119,8 @@ class NormalizePlugin:
 
     def _with_cache_key(self, view: RequestView, ctx: PluginContext, texts: list[str]
                         ) -> RequestView:
-        prefix = json.dumps([view.tenant, view.model, texts,
-                             [part.text for part in view.system]], ensure_ascii=False)
-        key = "tko_" + hashlib.blake2b(prefix.encode(), digest_size=12).hexdigest()
+        prefix = jsonio.dumps([view.tenant, view.model, texts, [part.text for part in view.system]])
+        key = "tko_" + hashlib.blake2b(prefix, digest_size=12).hexdigest()
         ctx.notes["prompt_cache_key"] = key
         return dataclasses.replace(view, body_overrides={**view.body_overrides,
                                                          "prompt_cache_key": key})
@@ -138,12 +137,11 @@ class NormalizePlugin:
         # Relocated values sit in their own last block, which the breakpoint skips.
         newest_moved = "volatile_moved" in ctx.notes
         history_messages = view.messages
-        history = system + sum(count(json.dumps(m, ensure_ascii=False), model)
+        history = system + sum(count(_text(m), model)
                                for m in history_messages)
         minimum = min_cacheable_tokens(model)
         prefix_key = "prefix:" + hashlib.blake2b(
-            json.dumps([model, texts,
-                        [p.text for p in view.system]]).encode(), digest_size=12).hexdigest()
+            jsonio.dumps([model, texts, [p.text for p in view.system]]), digest_size=12).hexdigest()
         seen = await ctx.store.get(prefix_key) is not None
         await ctx.store.set(prefix_key, b"1", ttl=self.settings.conversation_ttl_seconds)
         # Reuse is expected when the conversation already has turns, or when it
@@ -195,13 +193,13 @@ def _tokens_from(view: RequestView, segment: str, at: int, previous_messages: in
     """Tokens from the break to the end of what the previous request had: now uncached."""
     count = ctx.counter.count
     messages = view.messages[:previous_messages]
-    history = sum(count(json.dumps(m, ensure_ascii=False), view.model) for m in messages)
+    history = sum(count(_text(m), view.model) for m in messages)
     system = "\n".join(part.text for part in view.system)
     if segment == "messages":
-        return sum(count(json.dumps(m, ensure_ascii=False), view.model) for m in messages[at:])
+        return sum(count(_text(m), view.model) for m in messages[at:])
     if segment == "system":
         return count(system[at:], view.model) + history
-    tools = sum(count(json.dumps(t.raw, ensure_ascii=False), view.model) for t in view.tools)
+    tools = sum(count(_text(t.raw), view.model) for t in view.tools)
     return tools + count(system, view.model) + history
 
 
@@ -270,3 +268,8 @@ def _append_to_newest_user_turn(messages: list[Any], note: str, dialect: str) ->
         out[index] = updated
         return out
     return None
+
+
+def _text(value: Any) -> str:
+    """A message or tool as the JSON text its tokens are counted on."""
+    return jsonio.dumps(value).decode()
