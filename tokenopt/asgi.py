@@ -175,6 +175,10 @@ class Exchange:
             return body, False
         self.record.model, self.record.conversation = view.model, view.conversation
         self.record.stream = view.stream
+        limit = self.engine.settings.limits.max_tools
+        if len(view.tools) > limit:  # refused before any plugin spends time on them
+            raise PolicyRejected(f"the request has {len(view.tools)} tools; tokenopt's limit is "
+                                 f"{limit} ([limits] max_tools)", status=400, rule="max_tools")
         rewritten = await self._transform(view)
         current = rewritten if rewritten is not None else parsed
         strip_usage = self.dialect.wants_usage_injection(current)
@@ -426,8 +430,8 @@ class ResponseTap:
         """The JSON object the response carried, when it was one and not too large to keep."""
         if self.mode != "json" or not self.ended or self.json_size > MAX_JSON_TAP_BYTES:
             return None
-        try:
-            body = json.loads(b"".join(self.json_chunks))
+        try:  # jsonio: an answer nested too deep is a JSONError, not a RecursionError
+            body = jsonio.loads(b"".join(self.json_chunks))
         except ValueError:
             return None
         return body if isinstance(body, dict) else None

@@ -61,7 +61,13 @@ class AdminSettings(_Section):
 
 
 class LimitsSettings(_Section):
+    """Caps that keep one request from holding a core: bigger bodies get 413, more tools 400.
+
+    10,000 tools is the largest catalogue a provider documents (Anthropic's tool search).
+    """
+
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    max_tools: int = Field(default=10_000, ge=0)
 
 
 class PricingSettings(_Section):
