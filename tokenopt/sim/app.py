@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import socket
 import struct
 import time
@@ -24,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import anyio
 import anyio.lowlevel
+import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -238,18 +238,18 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
 
     def endpoint(wire: WireRoute) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response | EventStream:
-            raw = await request.body()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
+            body = _strict_json(await request.body())
             if not isinstance(body, dict):
-                return JSONResponse(wire.error(400, _MALFORMED), status_code=400)
+                return JSONResponse(wire.error(400, _malformed(wire.path)), status_code=400)
             try:
                 ask = wire.ask(body)
+                prompt = wire.prompt(body, counter)
             except Invalid as exc:
                 return JSONResponse(wire.invalid(exc), status_code=400)
-            prompt = wire.prompt(body, counter)
+            except _UNREADABLE as exc:
+                # A nested field of a type the checks let through: a provider's schema refuses it.
+                message = f"Invalid request body ({type(exc).__name__}: {str(exc)[:200]})"
+                return JSONResponse(wire.error(400, message), status_code=400)
             scope = tenant_of(request.headers)
             hit = cache_model.lookup(prompt, scope=scope, now=clock())
             recorded = script.get(request.headers.get(RECORDED_HEADER))
@@ -302,6 +302,24 @@ _MALFORMED = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
     "using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
 )
+_UNREADABLE = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
+_decode_strict = msgspec.json.Decoder().decode
+
+
+def _malformed(path: str) -> str:
+    return "The request body is not valid JSON." if path == "/v1/messages" else _MALFORMED
+
+
+def _strict_json(raw: bytes) -> Any:
+    """The body as a provider's parser reads it, or None when it is not strict JSON.
+
+    Stricter than `tokenopt.jsonio.loads` on purpose: invalid UTF-8, lone surrogates,
+    NaN and nesting too deep are refused as providers refuse them (400), never a 500.
+    """
+    try:
+        return _decode_strict(raw)
+    except (msgspec.MsgspecError, RecursionError):
+        return None
 
 
 async def _models(request: Request) -> Response:
