@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("sim", help="run the provider simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--script", metavar="FILE",
+                     help="answer each turn from a TOML or JSON script (tool calls, then text)")
+    sim.add_argument("--journal", metavar="FILE",
+                     help="append each request received and each bill to FILE as JSON lines")
     sim.set_defaults(run=_sim)
 
     demo = commands.add_parser(
@@ -124,10 +128,18 @@ def _server_logs(level: str) -> dict[str, Any]:
 
 def _sim(args: argparse.Namespace) -> int:
     from tokenopt.sim import create_sim_app
+    from tokenopt.sim.journal import JournalMiddleware
+    from tokenopt.sim.scripted import TurnScript
 
+    turns = TurnScript.load(args.script) if args.script else None
+    sim_app = create_sim_app(turns=turns)
+    app: Any = sim_app
+    if args.journal:
+        app = JournalMiddleware(sim_app, args.journal, bills=sim_app.state.bills)
     sock = bind(args.host, args.port)
-    logger.info("provider simulator on %s", url_of(sock))
-    asyncio.run(server_for(create_sim_app(), **_server_logs(args.log_level)).serve(sockets=[sock]))
+    logger.info("provider simulator on %s%s", url_of(sock),
+                f" answering from {args.script}" if args.script else "")
+    asyncio.run(server_for(app, **_server_logs(args.log_level)).serve(sockets=[sock]))
     return 0
 
 

@@ -40,6 +40,7 @@ from tokenopt.sim.openai_responses import ResponsesRoute
 from tokenopt.sim.prompt import Prompt
 from tokenopt.sim.reply import Ask, Reply, plan_reply, seed_of
 from tokenopt.sim.script import RECORDED_HEADER, Script, scripted_reply
+from tokenopt.sim.scripted import TurnScript
 from tokenopt.sim.wire import JSON, Counts, Event, Invalid, frame
 from tokenopt.tokens import TokenCounter
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
@@ -211,7 +212,8 @@ class EventStream:
 
 def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 24,
                    cache: CacheModel | None = None, max_bills: int = 100_000,
-                   clock: Callable[[], float] = time.time) -> Starlette:
+                   clock: Callable[[], float] = time.time,
+                   turns: TurnScript | None = None) -> Starlette:
     """The provider simulator: OpenAI Chat and Responses, Anthropic Messages.
 
     Args:
@@ -221,6 +223,7 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
             `NoCache()` turns caching off).
         max_bills: how many bills `app.state.bills` keeps.
         clock: seconds for cache expiry; replay sets it from each line's `ts`.
+        turns: a scripted session (`tokenopt sim --script`): what the model says per turn.
 
     `app.state.received` holds `(method, path, headers, raw_body)` of the last
     1000 requests; `app.state.cancelled` counts streams the client abandoned;
@@ -253,10 +256,13 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
             scope = tenant_of(request.headers)
             hit = cache_model.lookup(prompt, scope=scope, now=clock())
             recorded = script.get(request.headers.get(RECORDED_HEADER))
-            if recorded is None:
-                reply, outcome = plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
-            else:
+            outcome: str
+            if recorded is not None:
                 reply, outcome = scripted_reply(wire.path, body, recorded, ask, counter)
+            elif turns is not None:
+                reply, outcome = turns.reply(wire.path, body, ask, counter, reply_tokens)
+            else:
+                reply, outcome = plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
             # A server-side tool search loads definitions mid-call: input beyond the prompt.
             counts = Counts(prompt.tokens + reply.search_input_tokens, reply.output_tokens,
                             reply.reasoning_tokens,
