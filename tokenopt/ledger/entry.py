@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,6 +57,9 @@ class LedgerEntry:
     search_detours: int = 0
     detour_cost_usd: float = 0.0
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Made once per exchange and kept through spooling and re-delivery, so every
+    # store of entries can refuse a second copy: one exchange, one entry.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def usage_reported(self) -> bool:

@@ -1,72 +1,204 @@
-"""The shared ledger: entries in Redis, one list per UTC day, so replicas report as one.
+"""The shared ledger: entries in Redis, so replicas report as one, and a spool for outages.
 
-Day lists keep reads of a time range cheap and make retention a TTL. If Redis
-is unreachable an entry goes to the local SQLite ledger instead: nothing is
-lost, and the local report still shows it.
+Entries live in hashes keyed by UTC day and shard, field = entry id: writing an
+entry twice stores it once, which makes re-delivery after an outage safe, and
+a day is read (and expired) as a handful of keys. The `{day/shard}` hash tag
+spreads one day over several slots of a Redis Cluster.
+
+While Redis cannot be written, entries go to the local SQLite file (the spool,
+bounded by `max_spool`; the oldest go first, counted in `dropped`) and, after a
+back-off, one write probes Redis again. Once a write succeeds the spool is
+delivered in batches and each batch is removed only after Redis took it, so a
+crash in between re-sends it and the ids keep it single.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
+from tokenopt import jsonio
 from tokenopt.ledger.entry import LedgerEntry
 from tokenopt.ledger.sqlite import SqliteLedger
+from tokenopt.store.base import StoreUnavailable
+from tokenopt.store.redis import unavailable_errors
 
 logger = logging.getLogger("tokenopt.ledger")
 
+SHARDS: Final = 8
+BATCH: Final = 500
+WRITE_TIMEOUT: Final = 3.0  # off the request path: generous, but an outage must not pile up
+MAX_SPOOL: Final = 500_000
+MAX_RETRY_AFTER: Final = 60.0
+
 
 class RedisLedger:
+    """A `Ledger` in Redis with a local spool.
+
+    Args:
+        client: The store's `redis.asyncio.Redis` or `RedisCluster` client.
+        key_prefix: Prefix of every key (`<prefix>ledger:{YYYY-MM-DD/shard}`).
+        retention_days: Days a day's entries are kept after its last write.
+        local: The spool.
+        clock: Seconds source for the back-off.
+        retry_after: Seconds before the first probe of a down Redis; doubles up to 60.
+
+    Attributes:
+        spooled: Entries written to the spool instead of Redis.
+        delivered: Spooled entries since handed to Redis.
+        dropped: Spooled entries discarded because the spool was full.
+        outages: Times Redis stopped taking writes.
+    """
+
     def __init__(self, client: Any, *, key_prefix: str, retention_days: int,
-                 local: SqliteLedger) -> None:
+                 local: SqliteLedger, clock: Callable[[], float] = time.monotonic,
+                 retry_after: float = 5.0, max_spool: int = MAX_SPOOL) -> None:
         self.client = client
         self.prefix = key_prefix + "ledger:"
         self.retention = retention_days * 86_400
         self.local = local
+        self.clock = clock
+        self.retry_after = retry_after
+        self.max_spool = max_spool
+        self.spooled = self.delivered = self.dropped = self.outages = 0
+        self.down = False
+        self._backoff = retry_after
+        self._next_try = 0.0
+        self._probing = False
+        self._pending: int | None = None  # spool size, read from disk on first use
+        self._flushing: asyncio.Lock | None = None
+        self._errors = unavailable_errors()
 
     async def append(self, entries: Iterable[LedgerEntry]) -> None:
         entries = list(entries)
+        if self._pending is None:  # a spool left by an earlier run is delivered too
+            self._pending = await self.local.count()
+        if self.down and (self._probing or self.clock() < self._next_try):
+            await self._spool(entries)
+        elif not await self._deliver(entries):
+            await self._spool(entries)
+        elif self._pending:
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Hand the spool to Redis; True once it is empty."""
+        self._flushing = self._flushing or asyncio.Lock()
+        async with self._flushing:
+            while batch := await self.local.take(BATCH):
+                if not await self._deliver(batch):
+                    return False
+                await self.local.remove([e.id for e in batch])
+                self.delivered += len(batch)
+            self._pending = 0
+        return True
+
+    async def _deliver(self, entries: list[LedgerEntry]) -> bool:
+        probe = self.down
+        self._probing = self._probing or probe
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for entry in entries:
-                    key = self.prefix + _day(entry.ts)
-                    pipe.rpush(key, json.dumps(entry.as_json(), separators=(",", ":")))
-                    pipe.expire(key, self.retention)
-                await pipe.execute()
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            await self._spill(entries, exc)
-        except Exception as exc:  # redis.exceptions.RedisError and friends
-            if type(exc).__module__.startswith("redis"):
-                await self._spill(entries, exc)
-            else:
-                raise
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self._write(entries)
+        except (*self._errors, TimeoutError) as exc:
+            self._failed(exc, probe=probe)
+            return False
+        finally:
+            if probe:
+                self._probing = False
+        if self.down:
+            self.down = False
+            self._backoff = self.retry_after
+            logger.info("shared ledger reachable again after outage %d", self.outages)
+        return True
 
-    async def _spill(self, entries: list[LedgerEntry], exc: BaseException) -> None:
-        logger.warning("shared ledger unavailable, keeping %d entries locally: %s",
-                       len(entries), type(exc).__name__)
+    async def _write(self, entries: list[LedgerEntry]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            keys = set()
+            for entry in entries:
+                key = self._key(entry)
+                keys.add(key)
+                pipe.hset(key, entry.id, jsonio.dumps(entry.as_json()))
+            for key in keys:
+                pipe.expire(key, self.retention)
+            await pipe.execute()
+
+    def _failed(self, exc: BaseException, *, probe: bool) -> None:
+        if not self.down:
+            self.down = True
+            self.outages += 1
+            self._backoff = self.retry_after
+            logger.warning("shared ledger unavailable, spooling entries to '%s': %s",
+                           self.local.path, type(exc).__name__)
+        elif probe:
+            self._backoff = min(self._backoff * 2, MAX_RETRY_AFTER)
+        else:
+            return  # a write that started before the outage was noticed
+        self._next_try = self.clock() + self._backoff
+
+    async def _spool(self, entries: list[LedgerEntry]) -> None:
         await self.local.append(entries)
+        self.spooled += len(entries)
+        self._pending = (self._pending or 0) + len(entries)
+        excess = self._pending - self.max_spool
+        if excess > 0:
+            oldest = await self.local.take(excess)
+            await self.local.remove([e.id for e in oldest])
+            self.dropped += len(oldest)
+            self._pending -= len(oldest)
+            logger.warning("ledger spool full (%d entries): dropped the %d oldest",
+                           self.max_spool, len(oldest))
 
-    async def query(self, since: float | None = None, until: float | None = None) -> list[LedgerEntry]:
+    def _key(self, entry: LedgerEntry) -> str:
+        shard = zlib.crc32(entry.id.encode()) % SHARDS
+        return f"{self.prefix}{{{_day(entry.ts)}/{shard}}}"
+
+    async def query(self, since: float | None = None, until: float | None = None
+                    ) -> list[LedgerEntry]:
+        """Entries in [since, until): Redis's plus those still in the spool, each once.
+
+        Raises:
+            StoreUnavailable: Redis cannot be read.
+        """
         start = since if since is not None else time.time() - self.retention
         end = until if until is not None else time.time() + 86_400
+        try:
+            raws = await self._read_days(start, end)
+        except self._errors as exc:
+            raise StoreUnavailable(f"shared ledger unavailable: {type(exc).__name__}") from exc
+        found: dict[str, LedgerEntry] = {}
+        for raw in raws:
+            entry = LedgerEntry.from_json(jsonio.loads(raw))
+            if start <= entry.ts < end:
+                found.setdefault(entry.id, entry)
+        for entry in await self.local.query(since, until):
+            found.setdefault(entry.id, entry)
+        return sorted(found.values(), key=lambda e: e.ts)
+
+    async def _read_days(self, start: float, end: float) -> list[bytes]:
         day = datetime.fromtimestamp(start, UTC).date()
         last = datetime.fromtimestamp(end, UTC).date()
-        found: list[LedgerEntry] = []
-        while day <= last:
-            for raw in await self.client.lrange(self.prefix + day.isoformat(), 0, -1):
-                entry = LedgerEntry.from_json(json.loads(raw))
-                if start <= entry.ts < end:
-                    found.append(entry)
-            day += timedelta(days=1)
-        found += [e for e in await self.local.query(since, until)]
-        return sorted(found, key=lambda e: e.ts)
+        async with self.client.pipeline(transaction=False) as pipe:
+            while day <= last:
+                pipe.lrange(self.prefix + day.isoformat(), 0, -1)  # the list of earlier versions
+                for shard in range(SHARDS):
+                    pipe.hvals(f"{self.prefix}{{{day.isoformat()}/{shard}}}")
+                day += timedelta(days=1)
+            replies: list[list[bytes]] = await pipe.execute()
+        return [raw for reply in replies for raw in reply]
 
     async def aclose(self) -> None:
-        await self.local.aclose()
+        """Deliver what the spool holds if Redis takes it now; keep the rest on disk."""
+        try:
+            if self._pending is None:
+                self._pending = await self.local.count()
+            if self._pending and not self.down:
+                await self.flush()
+        finally:
+            await self.local.aclose()
 
 
 def _day(ts: float) -> str:

@@ -87,6 +87,20 @@ def flat_key(path: tuple[str, ...], key: str) -> str:
     return SEPARATOR.join(_escape(part) for part in (*path, key))
 
 
+def hash_tag(path: tuple[str, ...], key: str) -> str:
+    """The Redis Cluster hash tag of a key: its tenant and its subject, `{tenant:subject}`.
+
+    Keys name their kind, then their subject (`conv:<id>`, `fp:<id>`, `tools:<id>`),
+    so every key of one conversation, whichever plugin wrote it, hashes to one
+    slot and multi-key operations on it stay legal. The tenant is the first
+    namespace. Braces are escaped: Redis hashes only up to the first `}`.
+    """
+    subject = key.partition(SEPARATOR)[2] or key
+    parts = (*path[:1], subject)
+    return "{" + SEPARATOR.join(_escape(p).replace("{", "%7B").replace("}", "%7D")
+                                for p in parts) + "}"
+
+
 def ttl_ms(ttl: float) -> int:
     """Convert a TTL in seconds to whole milliseconds, rejecting non-positive values."""
     if not ttl > 0:

@@ -4,10 +4,15 @@ An outage logs one warning, then calls go straight to the local store (no
 per-request timeouts) until a back-off passes; one call at a time then probes
 the primary again. Namespaced views share this health state, so one outage is
 one warning and one back-off, however many tenants notice it.
+
+A primary that answers slowly (a blocked or paused Redis) is an outage too:
+each call to it is cut off after `timeout` seconds, so the request path never
+waits on the shared store longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 import time
@@ -20,6 +25,9 @@ logger = logging.getLogger("tokenopt.store")
 
 T = TypeVar("T")
 MAX_RETRY_AFTER: Final = 60.0
+# Far above a healthy Redis round trip (~0.1-1 ms on a LAN), and loose enough that a
+# briefly busy event loop does not trip it; short enough that a request barely notices.
+CALL_TIMEOUT: Final = 0.5
 
 
 class _Health:
@@ -71,6 +79,7 @@ class FallbackStore:
         local: The in-process store served during an outage, usually a `MemoryStore`.
         clock: Seconds source for the back-off; inject a fake one in tests.
         retry_after: Seconds before the first retry; doubles per failed retry up to 60.
+        timeout: Seconds a call may wait on `primary` before it counts as an outage.
 
     Attributes:
         degraded: True while calls are served from `local`.
@@ -84,9 +93,13 @@ class FallbackStore:
         *,
         clock: Callable[[], float] = time.monotonic,
         retry_after: float = 5.0,
+        timeout: float = CALL_TIMEOUT,
     ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.primary = primary
         self.local = local
+        self.timeout = timeout
         self._health = _Health(clock, retry_after)
 
     @property
@@ -101,6 +114,7 @@ class FallbackStore:
         view = FallbackStore.__new__(FallbackStore)
         view.primary = self.primary.namespace(name)
         view.local = self.local.namespace(name)
+        view.timeout = self.timeout
         view._health = self._health
         return view
 
@@ -111,7 +125,7 @@ class FallbackStore:
         probe = health.degraded
         health.probing = health.probing or probe
         try:
-            result = await operation(self.primary)
+            result = await self._bounded(operation(self.primary))
         except StoreUnavailable as exc:
             health.failed(exc, probe=probe)
             return await operation(self.local)
@@ -120,6 +134,13 @@ class FallbackStore:
                 health.probing = False
         health.succeeded()
         return result
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"shared store did not answer within {self.timeout}s") from exc
 
     async def get(self, key: str) -> bytes | None:
         return await self._call(lambda store: store.get(key))
@@ -148,7 +169,7 @@ class FallbackStore:
         A failure counts as an outage, so other calls keep going to `local`.
         """
         try:
-            await self.primary.ping()
+            await self._bounded(self.primary.ping())
         except StoreUnavailable as exc:
             self._health.failed(exc, probe=self._health.degraded)
             raise

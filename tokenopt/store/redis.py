@@ -4,20 +4,28 @@
 without it. Timeouts are short and retries few, so an outage costs a request
 seconds, not minutes; every connection failure surfaces as `StoreUnavailable`
 with the URL's password redacted.
+
+A `redis+cluster://` (or `rediss+cluster://`) URL selects Redis Cluster
+(`redis.asyncio.RedisCluster`), e.g. `redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000`:
+any reachable node discovers the rest. Keys then carry a `{tenant:subject}` hash
+tag (see `hash_tag`), so one conversation's keys share a slot.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final, TypeVar, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Final, TypeVar, Union, cast
+from urllib.parse import unquote, urlsplit
 
-from tokenopt.store.base import StoreUnavailable, flat_key, redact_url, ttl_ms
+from tokenopt.exceptions import ConfigError
+from tokenopt.store.base import StoreUnavailable, flat_key, hash_tag, redact_url, ttl_ms
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from redis.asyncio import Redis, RedisCluster
     from redis.commands.core import AsyncScript
+
+    Client = Union[Redis, RedisCluster]
 
 T = TypeVar("T")
 
@@ -41,7 +49,59 @@ return added
 """
 
 
-def _connect(url: str) -> Redis:
+CLUSTER_SCHEMES: Final = {"redis+cluster": False, "rediss+cluster": True}  # -> TLS
+
+
+def is_cluster_url(url: str) -> bool:
+    """True when `url` names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`)."""
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "Redis cannot serve now", as opposed to a bug or bad data."""
+    from redis import exceptions as e
+
+    return (e.ConnectionError, e.TimeoutError, e.ClusterError, e.RedisClusterException,
+            e.TryAgainError, OSError)
+
+
+def _connect_cluster(url: str) -> RedisCluster:
+    from redis.asyncio import RedisCluster
+    from redis.asyncio.cluster import ClusterNode
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    scheme, _, rest = url.partition("://")
+    userinfo, _, hosts = rest.rpartition("@")
+    hosts, _, db = hosts.partition("/")
+    if db not in ("", "0"):
+        raise ConfigError(f"Redis Cluster has only database 0, got '{redact_url(url)}'")
+    nodes = []
+    for address in filter(None, hosts.split(",")):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"cluster node '{address}' is not host:port in '{redact_url(url)}'")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    if not nodes:
+        raise ConfigError(f"no cluster node in '{redact_url(url)}'")
+    username, _, password = userinfo.partition(":")
+    # Same bounds as one server: a down node costs a request one short timeout
+    # and one retry, not redis-py's default of several seconds of back-off.
+    return RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=CLUSTER_SCHEMES[scheme.lower()],
+        max_connections=MAX_CONNECTIONS,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=OPERATION_TIMEOUT,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def _connect(url: str) -> Client:
+    if is_cluster_url(url):
+        return _connect_cluster(url)
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -64,45 +124,71 @@ def _connect(url: str) -> Redis:
 class _Connection:
     """What every namespaced view of one `RedisStore` shares."""
 
-    def __init__(self, url: str, key_prefix: str, client: Redis | None) -> None:
+    def __init__(self, url: str, key_prefix: str, client: Client | None) -> None:
         self.url = url
+        self.cluster = is_cluster_url(url)
+        if self.cluster and ("{" in key_prefix or "}" in key_prefix):
+            raise ConfigError(f"key_prefix '{key_prefix}' may not contain braces on Redis Cluster:"
+                              " they would move the hash tag")
         self.key_prefix = key_prefix
         self.owns_client = client is None
         self.client = _connect(url) if client is None else client
         self.incr: AsyncScript = self.client.register_script(_INCR)
         self.sadd: AsyncScript = self.client.register_script(_SADD)
-        self.password = urlsplit(url).password
+        self.password = _password(url)
+        self.errors = unavailable_errors()
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         detail = str(exc) or type(exc).__name__
-        if self.password:
+        if self.password:  # redis-py may echo the URL (and so the password) in its messages
             detail = detail.replace(self.password, "***")
         return StoreUnavailable(f"redis at {redact_url(self.url)} is unavailable: {detail}")
+
+
+def _password(url: str) -> str | None:
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if not userinfo:
+        return None
+    if is_cluster_url(url):  # several hosts: urlsplit cannot read the netloc
+        return unquote(userinfo.partition(":")[2]) or None
+    return urlsplit(url).password
 
 
 class RedisStore:
     """A `Store` on Redis; keys are `key_prefix` + escaped namespace path + key.
 
+    On Redis Cluster a `{tenant:subject}` hash tag follows `key_prefix`.
+
     Args:
-        url: `redis://[[user]:password@]host:port/db`; the password never reaches logs.
+        url: `redis://[[user]:password@]host:port/db`, or
+            `redis+cluster://[[user]:password@]host:port[,host:port...]` for Redis Cluster;
+            the password never reaches logs.
         key_prefix: Prepended to every key, so several deployments can share a server.
         client: A ready client to use instead of one built from `url`; the caller closes it.
     """
 
     def __init__(
-        self, url: str, *, key_prefix: str = "tokenopt:", client: Redis | None = None
+        self, url: str, *, key_prefix: str = "tokenopt:", client: Client | None = None
     ) -> None:
         self._conn = _Connection(url, key_prefix, client)
         self._path: tuple[str, ...] = ()
 
     @property
-    def client(self) -> Redis:
-        """The underlying `redis.asyncio.Redis` client."""
+    def client(self) -> Client:
+        """The underlying `redis.asyncio.Redis` (or `RedisCluster`) client."""
         return self._conn.client
+
+    @property
+    def cluster(self) -> bool:
+        """True when the URL named a Redis Cluster."""
+        return self._conn.cluster
 
     def full_key(self, key: str) -> str:
         """The Redis key that `key` maps to in this namespace."""
-        return self._conn.key_prefix + flat_key(self._path, key)
+        flat = flat_key(self._path, key)
+        if self._conn.cluster:
+            return f"{self._conn.key_prefix}{hash_tag(self._path, key)}:{flat}"
+        return self._conn.key_prefix + flat
 
     def namespace(self, name: str) -> RedisStore:
         view = RedisStore.__new__(RedisStore)
@@ -111,11 +197,9 @@ class RedisStore:
         return view
 
     async def _run(self, operation: Awaitable[T]) -> T:
-        from redis.exceptions import ConnectionError, TimeoutError
-
         try:
             return await operation
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except self._conn.errors as exc:
             raise self._conn.unavailable(exc) from exc
 
     async def get(self, key: str) -> bytes | None:
