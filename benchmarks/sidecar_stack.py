@@ -1,0 +1,79 @@
+"""The bare sidecar on other forwarding stacks, for `benchmarks.sidecar --stacks`.
+
+Each variant is the sidecar `create_app` builds, served by another server or event
+loop, or forwarding over another upstream transport, so one run can compare them:
+
+    uvloop           uvicorn (httptools) on uvloop, httpx's own transport
+    aiohttp          uvicorn on asyncio, httpx over aiohttp (`httpx-aiohttp`)
+    uvloop+aiohttp   both
+    granian          granian's Rust HTTP server (on uvloop), httpx's own transport
+    granian+aiohttp  granian, httpx over aiohttp
+
+    python -m benchmarks.sidecar_stack VARIANT --upstream URL --port P --config FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import httpx
+import uvicorn
+
+from tokenopt.proxy import create_app, new_client
+from tokenopt.serving import bind
+from tokenopt.settings import Settings
+from tokenopt.types import ASGIApp
+
+VARIANTS = ("uvloop", "aiohttp", "uvloop+aiohttp", "granian", "granian+aiohttp")
+
+
+def aiohttp_client(settings: Settings) -> httpx.AsyncClient:
+    from httpx_aiohttp import AiohttpTransport
+
+    upstream = settings.upstream
+    limits = httpx.Limits(max_connections=upstream.max_connections,
+                          max_keepalive_connections=upstream.max_connections)
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(upstream.read_timeout, connect=upstream.connect_timeout),
+        follow_redirects=False, trust_env=False,
+    )
+
+
+def app_for(variant: str, settings: Settings) -> ASGIApp:
+    client = aiohttp_client(settings) if "aiohttp" in variant else new_client(settings.upstream)
+    return create_app(settings, client=client)
+
+
+def granian_app() -> ASGIApp:
+    """Granian's factory target: the variant and settings come through the environment."""
+    settings = Settings.load(os.environ["BENCH_CONFIG"], upstream={"url": os.environ["BENCH_UPSTREAM"]})
+    return app_for(os.environ["BENCH_VARIANT"], settings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args()
+    if args.variant.startswith("granian"):
+        from granian import Granian
+
+        os.environ.update(BENCH_CONFIG=args.config, BENCH_UPSTREAM=args.upstream,
+                          BENCH_VARIANT=args.variant)
+        Granian("benchmarks.sidecar_stack:granian_app", factory=True, interface="asgi",
+                address="127.0.0.1", port=args.port, workers=1, loop="uvloop",
+                log_enabled=False).serve()
+        return
+    settings = Settings.load(args.config, upstream={"url": args.upstream})
+    config = uvicorn.Config(app_for(args.variant, settings), log_level="warning", access_log=False,
+                            lifespan="on", loop="uvloop" if "uvloop" in args.variant else "asyncio",
+                            http="httptools")
+    uvicorn.Server(config).run(sockets=[bind("127.0.0.1", args.port)])
+
+
+if __name__ == "__main__":
+    main()
