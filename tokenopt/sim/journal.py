@@ -12,7 +12,8 @@ Two kinds of line, written as they happen:
     {"kind": "bill", "route": "/v1/messages", "model": "...", "outcome": "scripted",
      "counts": {"input_tokens": ..., "output_tokens": ..., ...}}
 
-Bills come after the request they answer; concurrent requests may interleave.
+A bill is written before its answer's first byte leaves, after the request it answers;
+concurrent requests may interleave.
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ class JournalMiddleware:
                     self._request(scope, b"".join(chunks))
             return message
 
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._new_bills()  # billed before answering: the line is in before the answer
+            await send(message)
+
         try:
-            await self.app(scope, tapped, send)
+            await self.app(scope, tapped, sending)
         finally:
             self._new_bills()
 
