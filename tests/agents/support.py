@@ -37,6 +37,8 @@ START_TIMEOUT = 30.0
 # Every built-in plugin off: the sidecar only relays and measures (the "without tokenopt" run).
 PASSTHROUGH = "".join(f"[plugins.{name}]\nenabled = false\n\n"
                       for name in ("normalize", "tools", "thinking"))
+# A thinking budget both agents are held to in one extra session each.
+BUDGET = '[plugins.thinking]\nrules = [{ max_effort = "low", max_output_tokens = 32000 }]\n'
 T = TypeVar("T")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.agents.support import (
+    BUDGET,
     PASSTHROUGH,
     Session,
     agent_binary,
@@ -35,14 +36,20 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="module", params=["tokenopt", "passthrough"])
-def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Session:
+CONFIGS = {"tokenopt": "", "passthrough": PASSTHROUGH, "budget": BUDGET}
+
+
+def claude_session(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Session:
     claude = agent_binary("claude", PACKAGE)
-    tmp = tmp_path_factory.mktemp(f"claude-{request.param}")
     return run_session(
-        tmp, script=SCRIPT, env=ENV, config="" if request.param == "tokenopt" else PASSTHROUGH,
+        tmp_path_factory.mktemp(f"claude-{mode}"), script=SCRIPT, env=ENV, config=CONFIGS[mode],
         agent=[str(claude), "-p", PROMPT, "--allowedTools", "Bash(echo:*)"],
     )
+
+
+@pytest.fixture(scope="module", params=["tokenopt", "passthrough"])
+def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Session:
+    return claude_session(tmp_path_factory, request.param)
 
 
 def turns(session: Session) -> list[dict[str, Any]]:
@@ -99,3 +106,15 @@ def test_the_ledger_has_one_entry_per_model_call_with_the_billed_usage(session: 
     assert all(entry.complete and entry.status == 200 for entry in session.ledger)
     # The second turn reads the first one's prefix from the cache.
     assert max(entry.cached_input_tokens for entry in session.ledger) > 0
+
+
+def test_a_thinking_budget_holds_claude_to_low_effort(tmp_path_factory: pytest.TempPathFactory) -> None:
+    session = claude_session(tmp_path_factory, "budget")
+    assert session.result.returncode == 0, session.result.stderr
+    assert session.result.stdout.strip() == FINAL
+    sent = [line["body"] for line in session.sent]
+    assert {(b["output_config"]["effort"], b["max_tokens"]) for b in sent} == {("medium", 128000)}
+    received = turns(session)
+    assert {(b["output_config"]["effort"], b["max_tokens"]) for b in received} == {("low", 32000)}
+    assert [bill["counts"]["reasoning_tokens"] for bill in session.bills] == [64, 64]  # low, not medium
+    assert sorted(map(usage_of_entry, session.ledger)) == sorted(map(usage_of_bill, session.bills))

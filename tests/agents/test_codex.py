@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.agents.support import (
+    BUDGET,
     PASSTHROUGH,
     Session,
     agent_binary,
@@ -42,18 +43,24 @@ def codex_config(home: Path, url: str) -> None:
     )
 
 
-@pytest.fixture(scope="module", params=["tokenopt", "passthrough"])
-def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Session:
+CONFIGS = {"tokenopt": "", "passthrough": PASSTHROUGH, "budget": BUDGET}
+
+
+def codex_session(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Session:
     codex = agent_binary("codex", PACKAGE)
-    tmp = tmp_path_factory.mktemp(f"codex-{request.param}")
     return run_session(
-        tmp, script=SCRIPT, env={"OPENAI_API_KEY": "sk-dummy"}, home_files=codex_config,
-        config="" if request.param == "tokenopt" else PASSTHROUGH,
+        tmp_path_factory.mktemp(f"codex-{mode}"), script=SCRIPT, env={"OPENAI_API_KEY": "sk-dummy"},
+        home_files=codex_config, config=CONFIGS[mode],
         # The agent's own sandbox needs namespaces a CI container may not give; the
         # scripted command is `echo hi`.
         agent=[str(codex), "exec", "--skip-git-repo-check",
                "--dangerously-bypass-approvals-and-sandbox", PROMPT],
     )
+
+
+@pytest.fixture(scope="module", params=["tokenopt", "passthrough"])
+def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Session:
+    return codex_session(tmp_path_factory, request.param)
 
 
 def turns(session: Session) -> list[dict[str, Any]]:
@@ -101,3 +108,16 @@ def test_the_ledger_has_one_entry_per_model_call_with_the_billed_usage(session: 
     assert sorted(map(usage_of_entry, session.ledger)) == sorted(map(usage_of_bill, session.bills))
     assert all(entry.complete and entry.status == 200 and entry.model == MODEL
                for entry in session.ledger)
+
+
+def test_a_thinking_budget_holds_codex_to_low_effort(tmp_path_factory: pytest.TempPathFactory) -> None:
+    session = codex_session(tmp_path_factory, "budget")
+    assert session.result.returncode == 0, session.result.stderr
+    assert session.result.stdout.strip() == FINAL
+    # Codex sends no effort (the model's default) and no output cap; the rule sets both.
+    assert all("effort" not in line["body"]["reasoning"] and "max_output_tokens" not in line["body"]
+               for line in session.sent)
+    received = turns(session)
+    assert {(b["reasoning"]["effort"], b["max_output_tokens"]) for b in received} == {("low", 32000)}
+    assert [bill["counts"]["reasoning_tokens"] for bill in session.bills] == [64, 64]
+    assert sorted(map(usage_of_entry, session.ledger)) == sorted(map(usage_of_bill, session.bills))
