@@ -1,6 +1,7 @@
 """A real `redis-server` for tests: on a free port, in a temp dir, stoppable mid-test.
 
-Readiness is polled with PING under a deadline, never waited out with a sleep.
+Also a real 3-master Redis Cluster on loopback (`RedisCluster`). Readiness is
+polled (PING, `CLUSTER INFO`) under a deadline, never waited out with a sleep.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def free_port() -> int:
 class RedisServer:
     """One `redis-server` process; `stop()` then `start()` restarts it on the same port."""
 
-    def __init__(self, *, password: str | None = None, port: int | None = None) -> None:
+    def __init__(self, *, password: str | None = None, port: int | None = None,
+                 persist: bool = False, extra: tuple[str, ...] = ()) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not on PATH")
@@ -38,6 +40,8 @@ class RedisServer:
         self.password = password
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tokenopt-redis-"))
+        self.persist = persist  # append-only file: data survives stop() and start()
+        self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,9 +55,11 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persist else "no",
+            "--appendfsync", "always",
             "--dir", str(self.dir),
             "--logfile", str(self.dir / "redis.log"),
+            *self.extra,
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
@@ -98,6 +104,86 @@ class RedisServer:
 
     def __enter__(self) -> Self:
         self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too, as Redis Cluster needs."""
+    while True:
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class RedisCluster:
+    """Three `redis-server --cluster-enabled yes` masters on loopback, joined by `redis-cli`."""
+
+    def __init__(self, masters: int = 3) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not on PATH")
+        self.cli = cli
+        self.nodes = [
+            RedisServer(port=cluster_port(), extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                               "--cluster-node-timeout", "2000"))
+            for _ in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"], capture_output=True, text=True, timeout=60)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+        self._wait_ok()
+
+    def _wait_ok(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT * 3
+        clients = [redis.Redis(port=n.port, socket_timeout=1) for n in self.nodes]
+        try:
+            while True:
+                infos = [c.cluster("info") for c in clients]  # parsed into a dict of str
+                if all(i.get("cluster_state") == "ok"
+                       and i.get("cluster_known_nodes") == str(len(clients)) for i in infos):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster not ok in time: {infos}")
+                time.sleep(0.05)  # poll interval, not synchronisation
+        finally:
+            for client in clients:
+                client.close()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

@@ -26,7 +26,7 @@ from tokenopt import jsonio
 from tokenopt.ledger.entry import LedgerEntry
 from tokenopt.ledger.sqlite import SqliteLedger
 from tokenopt.store.base import StoreUnavailable
-from tokenopt.store.redis import unavailable_errors
+from tokenopt.store.redis import ready, unavailable_errors
 
 logger = logging.getLogger("tokenopt.ledger")
 
@@ -35,6 +35,7 @@ BATCH: Final = 500
 WRITE_TIMEOUT: Final = 3.0  # off the request path: generous, but an outage must not pile up
 MAX_SPOOL: Final = 500_000
 MAX_RETRY_AFTER: Final = 60.0
+WRITERS: Final = 16  # concurrent writes; a cluster client fails past its connections
 
 
 class RedisLedger:
@@ -72,6 +73,7 @@ class RedisLedger:
         self._probing = False
         self._pending: int | None = None  # spool size, read from disk on first use
         self._flushing: asyncio.Lock | None = None
+        self._writers: asyncio.Semaphore | None = None
         self._errors = unavailable_errors()
 
     async def append(self, entries: Iterable[LedgerEntry]) -> None:
@@ -100,8 +102,9 @@ class RedisLedger:
     async def _deliver(self, entries: list[LedgerEntry]) -> bool:
         probe = self.down
         self._probing = self._probing or probe
-        try:
-            async with asyncio.timeout(WRITE_TIMEOUT):
+        self._writers = self._writers or asyncio.Semaphore(WRITERS)
+        try:  # the timeout starts once it is this write's turn: queueing is no outage
+            async with self._writers, asyncio.timeout(WRITE_TIMEOUT):
                 await self._write(entries)
         except (*self._errors, TimeoutError) as exc:
             self._failed(exc, probe=probe)
@@ -116,6 +119,7 @@ class RedisLedger:
         return True
 
     async def _write(self, entries: list[LedgerEntry]) -> None:
+        await ready(self.client)
         async with self.client.pipeline(transaction=False) as pipe:
             keys = set()
             for entry in entries:
@@ -181,6 +185,7 @@ class RedisLedger:
     async def _read_days(self, start: float, end: float) -> list[bytes]:
         day = datetime.fromtimestamp(start, UTC).date()
         last = datetime.fromtimestamp(end, UTC).date()
+        await ready(self.client)
         async with self.client.pipeline(transaction=False) as pipe:
             while day <= last:
                 pipe.lrange(self.prefix + day.isoformat(), 0, -1)  # the list of earlier versions

@@ -13,8 +13,9 @@ tag (see `hash_tag`), so one conversation's keys share a slot.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeVar, Union, cast
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +66,19 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
             e.TryAgainError, OSError)
 
 
+async def ready(client: Client) -> None:
+    """Load a cluster client's slot map before concurrent use.
+
+    redis-py 8.1 lets commands race its lazy first `initialize()`: some go to the
+    wrong node, and the MOVED retries that follow can run an INCR twice.
+    `initialize()` is a flag check once done.
+    """
+    from redis.asyncio import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+
+
 def _connect_cluster(url: str) -> RedisCluster:
     from redis.asyncio import RedisCluster
     from redis.asyncio.cluster import ClusterNode
@@ -92,7 +106,9 @@ def _connect_cluster(url: str) -> RedisCluster:
         username=unquote(username) or None,
         password=unquote(password) or None,
         ssl=CLUSTER_SCHEMES[scheme.lower()],
-        max_connections=MAX_CONNECTIONS,
+        # Per node, and not a blocking pool: past it a command fails at once, so the
+        # store's own gate (MAX_CONNECTIONS) and the ledger's keep well below it.
+        max_connections=MAX_CONNECTIONS * 4,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=OPERATION_TIMEOUT,
         retry=Retry(NoBackoff(), 1),
@@ -137,6 +153,8 @@ class _Connection:
         self.sadd: AsyncScript = self.client.register_script(_SADD)
         self.password = _password(url)
         self.errors = unavailable_errors()
+        # A burst queues here, as at the standalone client's blocking pool.
+        self.gate = asyncio.Semaphore(MAX_CONNECTIONS) if self.cluster else None
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         detail = str(exc) or type(exc).__name__
@@ -196,46 +214,53 @@ class RedisStore:
         view._path = (*self._path, name)
         return view
 
-    async def _run(self, operation: Awaitable[T]) -> T:
+    async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        conn = self._conn
         try:
-            return await operation
-        except self._conn.errors as exc:
-            raise self._conn.unavailable(exc) from exc
+            if conn.gate is None:
+                return await operation()
+            await ready(conn.client)
+            async with conn.gate:
+                return await operation()
+        except conn.errors as exc:
+            raise conn.unavailable(exc) from exc
 
     async def get(self, key: str) -> bytes | None:
-        return cast("bytes | None", await self._run(self.client.get(self.full_key(key))))
+        return cast("bytes | None", await self._run(lambda: self.client.get(self.full_key(key))))
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = None if ttl is None else ttl_ms(ttl)
-        await self._run(self.client.set(self.full_key(key), value, px=px))
+        await self._run(lambda: self.client.set(self.full_key(key), value, px=px))
 
     async def delete(self, key: str) -> None:
-        await self._run(self.client.delete(self.full_key(key)))
+        await self._run(lambda: self.client.delete(self.full_key(key)))
 
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         full = self.full_key(key)
         if ttl is None:
-            return int(await self._run(self.client.incrby(full, amount)))
-        return int(await self._run(self._conn.incr(keys=[full], args=[amount, ttl_ms(ttl)])))
+            return int(await self._run(lambda: self.client.incrby(full, amount)))
+        args = [amount, ttl_ms(ttl)]
+        return int(await self._run(lambda: self._conn.incr(keys=[full], args=args)))
 
     async def sadd(self, key: str, *members: str, ttl: float | None = None) -> int:
         if not members:
             return 0
         full = self.full_key(key)
         if ttl is None:
-            return int(await self._run(self.client.sadd(full, *members)))
-        script = self._conn.sadd(keys=[full], args=[ttl_ms(ttl), *members])
-        return int(await self._run(script))
+            return int(await self._run(lambda: self.client.sadd(full, *members)))
+        args = [ttl_ms(ttl), *members]
+        return int(await self._run(lambda: self._conn.sadd(keys=[full], args=args)))
 
     async def smembers(self, key: str) -> builtins.set[str]:
-        raw = cast("builtins.set[bytes]", await self._run(self.client.smembers(self.full_key(key))))
+        full = self.full_key(key)
+        raw = cast("builtins.set[bytes]", await self._run(lambda: self.client.smembers(full)))
         return {member.decode() for member in raw}
 
     async def expire(self, key: str, ttl: float) -> bool:
-        return bool(await self._run(self.client.pexpire(self.full_key(key), ttl_ms(ttl))))
+        return bool(await self._run(lambda: self.client.pexpire(self.full_key(key), ttl_ms(ttl))))
 
     async def ping(self) -> None:
-        await self._run(self.client.ping())
+        await self._run(lambda: self.client.ping())
 
     async def aclose(self) -> None:
         """Close the client if this store built it; a namespaced view leaves it open."""
