@@ -19,8 +19,10 @@ DEFAULT_PATTERNS: dict[str, str] = {
     "time": r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp][Mm])?\b",
     "epoch": r"\b1[6-9]\d{8}(?:\d{3})?\b",
     "hex_id": r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{16,}\b",
-    "base64_id": r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
-                 r"[A-Za-z0-9_-]{20,}\b",
+    # Tried only where a run of id characters starts: a `\b` inside a run (at each "-")
+    # would rescan the rest of the run from every dash, quadratic on "a-a-a-...".
+    "base64_id": r"(?<![A-Za-z0-9_-])\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])"
+                 r"(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,}\b",
 }
 LABELS = {"timestamp": "ts", "uuid": "id", "date": "date", "time": "time", "epoch": "epoch",
           "hex_id": "id", "base64_id": "id"}
