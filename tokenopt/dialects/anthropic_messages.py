@@ -23,6 +23,7 @@ from tokenopt.dialects.base import (
     set_or_drop,
     str_or_none,
     tool_unchanged,
+    written_tools,
 )
 from tokenopt.exceptions import DialectError
 
@@ -55,7 +56,7 @@ class AnthropicMessagesDialect:
         if "messages" in changed:
             body["messages"] = view.messages
         if "tools" in changed:
-            body["tools"] = [_tool_raw(tool) for tool in view.tools]
+            body["tools"] = written_tools(view.tools, _tool_raw)
         if "tool_choice" in changed:
             set_or_drop(body, "tool_choice", view.tool_choice)
         if "reasoning" in changed:

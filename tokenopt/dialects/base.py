@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from tokenopt._sse import SSEEvent
 from tokenopt.identity import TASK_HEADER, TENANT_HEADER, conversation_of
+from tokenopt.memo import ByIdentity
 
 JSON = dict[str, Any]
 
@@ -231,6 +232,19 @@ def tool_unchanged(tool: Tool, parsed: Tool) -> bool:
         parsed.description,
         parsed.parameters,
     )
+
+
+def written_tools(tools: list[Tool], write: Callable[[Tool], JSON]) -> list[JSON]:
+    """Each tool's entry as the dialect writes it back, memoised by the list's identity.
+
+    Plugins hand on the same list for the same tool set (normalize's canonical list),
+    and replace containers rather than edit them, so a list seen before is written alike.
+    """
+    found = _WRITTEN.get(tools, write)
+    return found if found is not None else _WRITTEN.put(tools, [write(t) for t in tools], write)
+
+
+_WRITTEN: ByIdentity[list[JSON]] = ByIdentity(256)
 
 
 def set_or_drop(target: JSON, key: str, value: Any) -> None:

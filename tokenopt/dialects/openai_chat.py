@@ -24,6 +24,7 @@ from tokenopt.dialects.base import (
     set_or_drop,
     str_or_none,
     tool_unchanged,
+    written_tools,
 )
 from tokenopt.exceptions import DialectError
 
@@ -46,7 +47,7 @@ class OpenAIChatDialect:
         if "system" in changed or "messages" in changed:
             body["messages"] = [_system_message(part) for part in view.system] + view.messages
         if "tools" in changed:
-            body["tools"] = [_tool_raw(tool) for tool in view.tools]
+            body["tools"] = written_tools(view.tools, _tool_raw)
         if "tool_choice" in changed:
             set_or_drop(body, "tool_choice", view.tool_choice)
         if "reasoning" in changed:

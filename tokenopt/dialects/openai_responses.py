@@ -23,6 +23,7 @@ from tokenopt.dialects.base import (
     set_or_drop,
     str_or_none,
     tool_unchanged,
+    written_tools,
 )
 from tokenopt.dialects.openai_chat import openai_error
 from tokenopt.exceptions import DialectError
@@ -50,7 +51,7 @@ class OpenAIResponsesDialect:
         if "messages" in changed:
             body["input"] = view.messages
         if "tools" in changed:
-            body["tools"] = [_tool_raw(tool) for tool in view.tools]
+            body["tools"] = written_tools(view.tools, _tool_raw)
         if "tool_choice" in changed:
             set_or_drop(body, "tool_choice", view.tool_choice)
         if "reasoning" in changed:

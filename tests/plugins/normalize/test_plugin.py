@@ -118,6 +118,22 @@ async def test_the_same_tool_set_is_sent_as_the_same_bytes(route: str) -> None:
     assert [_name(t) for t in first["tools"]] == sorted(_name(t) for t in first["tools"])
 
 
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_tool_changed_between_turns_is_sent_changed_despite_the_memos(route: str) -> None:
+    harness = Harness()
+    await harness.send(route, request(route, TOOLS))
+    edited = copy.deepcopy(TOOLS)
+    edited[4]["description"] = "Edited: " + edited[4]["description"]
+
+    sent, notes = await harness.send(route, request(route, edited))
+
+    descriptions = [t.get("description") or t.get("function", {}).get("description")
+                    for t in sent["tools"]]
+    assert edited[4]["description"] in descriptions
+    assert TOOLS[4]["description"] not in descriptions
+    assert notes["cache_break"]["segment"] == "tools"
+
+
 def _name(tool: dict[str, Any]) -> str:
     return str(tool.get("name") or tool["function"]["name"])
 

@@ -19,7 +19,6 @@ from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView
 from tokenopt.plugins.normalize.canonical import ToolForms
 
-
 # Bumped when digests are computed differently: an older fingerprint is not compared.
 VERSION: Final = 2
 
@@ -35,7 +34,7 @@ class Fingerprint:
 
     @classmethod
     def of(cls, view: RequestView, forms: list[ToolForms]) -> Fingerprint:
-        tools = [(t.name, _digest(form.sent_text), _digest(form.text))
+        tools = [(t.name, form.sent_digest, form.digest)
                  for t, form in zip(view.tools, forms, strict=True)]
         system = "\n".join(part.text for part in view.system)
         messages = [_digest(jsonio.dumps(m)) for m in view.messages]

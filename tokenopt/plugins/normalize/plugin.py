@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView, TextPart, Tool
+from tokenopt.memo import ByIdentity
 from tokenopt.pipeline import PluginContext
 from tokenopt.plugins.normalize.breakpoints import (
     MAX_BREAKPOINTS,
@@ -18,7 +19,13 @@ from tokenopt.plugins.normalize.breakpoints import (
     marker,
 )
 from tokenopt.plugins.normalize.breaks import Fingerprint, first_break
-from tokenopt.plugins.normalize.canonical import MARKERS, ToolForms, canonical_tools, tool_forms
+from tokenopt.plugins.normalize.canonical import (
+    MARKERS,
+    ToolForms,
+    ToolSet,
+    canonical_tools,
+    tool_forms,
+)
 from tokenopt.plugins.normalize.settings import NormalizeSettings
 from tokenopt.plugins.normalize.volatile import VolatileSpans, note_for
 from tokenopt.provider_rules import min_cacheable_tokens
@@ -54,17 +61,17 @@ class NormalizePlugin:
         if settings.canonical_tools and view.tools:
             view = dataclasses.replace(view, tools=canonical_tools(view.tools, forms,
                                                                    sort=settings.sort_tools))
-        # The canonical texts, in order: what cache keys and prefix digests are made of.
-        texts = sorted(form.text for form in forms)
+        # The tool set whatever its order: what cache keys and prefix digests are made of.
+        tool_set = ToolSet.of(forms)
         if settings.relocate_volatile and view.system:
             view = self._relocate(view, ctx)
         if view.dialect == ANTHROPIC:
             if client_marked_tools and settings.canonical_tools:
                 view = _mark_last_tool(view, "5m")  # the client's tools breakpoint, kept at the end
             if settings.breakpoints:
-                view = await self._place_breakpoints(view, ctx, state, texts)
+                view = await self._place_breakpoints(view, ctx, state, tool_set)
         elif settings.cache_key and "prompt_cache_key" not in view.body:
-            view = self._with_cache_key(view, ctx, texts)
+            view = self._with_cache_key(view, ctx, tool_set)
         await self._remember(view, ctx, state)
         return view
 
@@ -117,9 +124,10 @@ class NormalizePlugin:
 
     # OpenAI: prompt_cache_key -------------------------------------------------------
 
-    def _with_cache_key(self, view: RequestView, ctx: PluginContext, texts: list[str]
+    def _with_cache_key(self, view: RequestView, ctx: PluginContext, tool_set: ToolSet
                         ) -> RequestView:
-        prefix = jsonio.dumps([view.tenant, view.model, texts, [part.text for part in view.system]])
+        prefix = jsonio.dumps([view.tenant, view.model, tool_set.digest,
+                               [part.text for part in view.system]])
         key = "tko_" + hashlib.blake2b(prefix, digest_size=12).hexdigest()
         ctx.notes["prompt_cache_key"] = key
         return dataclasses.replace(view, body_overrides={**view.body_overrides,
@@ -128,10 +136,10 @@ class NormalizePlugin:
     # Anthropic: breakpoints ---------------------------------------------------------
 
     async def _place_breakpoints(self, view: RequestView, ctx: PluginContext,
-                                 state: dict[str, Any], texts: list[str]) -> RequestView:
+                                 state: dict[str, Any], tool_set: ToolSet) -> RequestView:
         model = view.model or ""
         count = ctx.counter.count
-        tools = sum(count(text, model) for text in texts)
+        tools = tool_set.tokens(model, count)
         system = tools + sum(count(part.text, model) for part in view.system)
         # The conversation so far, newest turn included: the next request repeats it.
         # Relocated values sit in their own last block, which the breakpoint skips.
@@ -141,7 +149,8 @@ class NormalizePlugin:
                                for m in history_messages)
         minimum = min_cacheable_tokens(model)
         prefix_key = "prefix:" + hashlib.blake2b(
-            jsonio.dumps([model, texts, [p.text for p in view.system]]), digest_size=12).hexdigest()
+            jsonio.dumps([model, tool_set.digest, [p.text for p in view.system]]),
+            digest_size=12).hexdigest()
         seen = await ctx.store.get(prefix_key) is not None
         await ctx.store.set(prefix_key, b"1", ttl=self.settings.conversation_ttl_seconds)
         # Reuse is expected when the conversation already has turns, or when it
@@ -204,13 +213,19 @@ def _tokens_from(view: RequestView, segment: str, at: int, previous_messages: in
 
 
 def _mark_last_tool(view: RequestView, ttl: str) -> RequestView:
-    if not view.tools:
+    if not view.tools or "cache_control" in view.tools[-1].raw:
         return view
-    *head, last = view.tools
-    if "cache_control" in last.raw:
-        return view
-    tool = Tool(last.name, last.description, last.parameters, {**last.raw, "cache_control": marker(ttl)})
-    return dataclasses.replace(view, tools=[*head, tool])
+    # The same marked list for the same canonical list, so later plugins' memos hit.
+    tools = _MARKED.get(view.tools, ttl)
+    if tools is None:
+        *head, last = view.tools
+        tools = _MARKED.put(view.tools, [*head, Tool(last.name, last.description, last.parameters,
+                                                     {**last.raw, "cache_control": marker(ttl)})],
+                            ttl)
+    return dataclasses.replace(view, tools=tools)
+
+
+_MARKED: ByIdentity[list[Tool]] = ByIdentity(256)
 
 
 def _mark_last_system(view: RequestView, ttl: str) -> RequestView:

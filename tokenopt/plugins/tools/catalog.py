@@ -7,13 +7,13 @@ the same set: agents resend the same hundreds of tools on every call.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import xxhash
 
+from tokenopt import jsonio
 from tokenopt.dialects.base import Tool
 from tokenopt.tools import ToolIndex
 from tokenopt.tools.semantic import FusedIndex
@@ -34,7 +34,7 @@ def is_function(tool: Tool, dialect: str) -> bool:
 
 def sent_text(tool: Tool) -> str:
     """A tool's entry as JSON text (what is hashed and counted when no memo has it)."""
-    return json.dumps(tool.raw, ensure_ascii=False)
+    return jsonio.dumps(tool.raw).decode()
 
 
 def digest(tools: Iterable[Tool], text_of: Callable[[Tool], str] = sent_text) -> str:

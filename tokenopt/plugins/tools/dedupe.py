@@ -38,7 +38,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tokenopt.dialects.base import Tool
-from tokenopt.plugins.normalize.canonical import MARKERS, ToolForms, canonical_text, tool_forms
+from tokenopt.memo import ByIdentity
+from tokenopt.plugins.normalize.canonical import (
+    MARKERS,
+    ToolForms,
+    canonical_text,
+    tool_forms,
+)
 
 Reason = Literal["exact_duplicate", "alias"]
 
@@ -63,15 +69,30 @@ def dedupe(
 
     `forms` are `tool_forms(tools)` when the caller already has them (serialising
     the entries is most of the cost); returns `tools` itself when nothing is dropped.
+    Memoised by the identity of the list: `normalize` hands the same canonical list
+    for the same tool set, turn after turn (a list is only trusted while it is alive).
     """
+    found = _DEDUPED.get(tools, keep, cross_server)
+    if found is None:
+        found = _DEDUPED.put(tools, _dedupe(tools, keep, cross_server, forms if forms is not None
+                                            else tool_forms(tools)), keep, cross_server)
+    gone, dropped = found
+    if not gone:
+        return tools, []
+    return [tool for i, tool in enumerate(tools) if i not in gone], list(dropped)
+
+
+# What dedupe dropped (indexes, and why) by list identity, keep set and cross_server.
+_Result = tuple[frozenset[int], tuple[Dropped, ...]]
+_DEDUPED: ByIdentity[_Result] = ByIdentity(256)
+
+
+def _dedupe(tools: list[Tool], keep: frozenset[str], cross_server: bool,
+            forms: list[ToolForms]) -> tuple[frozenset[int], tuple[Dropped, ...]]:
     functions = [i for i, tool in enumerate(tools) if _is_function(tool)]
     if len(functions) < 2:
-        return tools, []
-    if forms is None:
-        texts = dict(zip(functions, (f.text for f in tool_forms([tools[i] for i in functions])),
-                         strict=True))
-    else:
-        texts = {i: forms[i].text for i in functions}
+        return frozenset(), ()
+    texts = {i: forms[i].text for i in functions}
     keys = {i: _definition_key(tools[i], texts[i]) for i in functions}
     by_name: dict[str, set[str]] = {}
     for i in functions:
@@ -105,14 +126,13 @@ def dedupe(
                 dropped[i] = Dropped(tool.name, kept, "alias")
 
     if not dropped:
-        return tools, []
+        return frozenset(), ()
     # Copies of a name that went as an alias point at the name the model will call instead.
     renamed = {d.name: d.kept for d in dropped.values() if d.reason == "alias"}
     for i, d in dropped.items():
         if d.reason == "exact_duplicate" and d.name in renamed:
             dropped[i] = Dropped(d.name, renamed[d.name], "alias")
-    return ([tool for i, tool in enumerate(tools) if i not in dropped],
-            [dropped[i] for i in sorted(dropped)])
+    return frozenset(dropped), tuple(dropped[i] for i in sorted(dropped))
 
 
 def _is_function(tool: Tool) -> bool:
