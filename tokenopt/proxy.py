@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import http.cookiejar
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -122,12 +123,21 @@ async def _live_report(request: Request, engine: Engine, token: str | None) -> R
 
 
 def new_client(upstream: UpstreamSettings) -> httpx.AsyncClient:
-    """One pooled client for the app's lifetime; reads may be long (streams), connects not."""
+    """One pooled client for the app's lifetime; reads may be long (streams), connects not.
+
+    httpx's API over aiohttp's pool (`tokenopt.upstream`): half the bare sidecar's CPU
+    per request. The cookie jar refuses every cookie: a proxy's client is shared by all
+    its clients, so a `Set-Cookie` kept from one answer would go out with everyone's
+    next request.
+    """
+    from tokenopt.upstream import AiohttpTransport
+
     timeout = httpx.Timeout(upstream.read_timeout, connect=upstream.connect_timeout)
-    limits = httpx.Limits(
-        max_connections=upstream.max_connections, max_keepalive_connections=upstream.max_connections
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(max_connections=upstream.max_connections), timeout=timeout,
+        follow_redirects=False, trust_env=False,
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
 
 
 class Forwarder:
