@@ -23,3 +23,19 @@ def min_cacheable_tokens(model: str) -> int:
         if fnmatch.fnmatchcase(model, pattern):
             return tokens
     return ANTHROPIC_DEFAULT_MIN_CACHEABLE
+
+
+# OpenAI's own models, the only ones `prompt_cache_key` is for. Routers refuse the field for
+# every other provider: LiteLLM answers 400 (UnsupportedParamsError) unless `drop_params`.
+# gpt-oss is open-weights, served by others (Groq, vLLM...) that need not take it.
+OPENAI_MODEL_PREFIXES = ("gpt-", "chatgpt-", "o1", "o3", "o4", "codex-", "computer-use-")
+OPENAI_ROUTER_PREFIXES = ("openai", "azure")  # LiteLLM's provider/model names for OpenAI
+
+
+def takes_prompt_cache_key(model: str | None) -> bool:
+    """True when `model` is OpenAI's, so adding `prompt_cache_key` cannot get a 400."""
+    provider, _, name = (model or "").lower().rpartition("/")
+    if provider and provider not in OPENAI_ROUTER_PREFIXES:
+        return False
+    name = name.removeprefix("ft:")
+    return name.startswith(OPENAI_MODEL_PREFIXES) and not name.startswith("gpt-oss")

@@ -28,7 +28,7 @@ from tokenopt.plugins.normalize.canonical import (
 )
 from tokenopt.plugins.normalize.settings import NormalizeSettings
 from tokenopt.plugins.normalize.volatile import VolatileSpans, note_for
-from tokenopt.provider_rules import min_cacheable_tokens
+from tokenopt.provider_rules import min_cacheable_tokens, takes_prompt_cache_key
 
 ANTHROPIC = "anthropic-messages"
 # A history breakpoint further back than this is out of reach of the next one's lookback.
@@ -70,7 +70,8 @@ class NormalizePlugin:
                 view = _mark_last_tool(view, "5m")  # the client's tools breakpoint, kept at the end
             if settings.breakpoints:
                 view = await self._place_breakpoints(view, ctx, state, tool_set)
-        elif settings.cache_key and "prompt_cache_key" not in view.body:
+        elif (settings.cache_key and "prompt_cache_key" not in view.body
+              and takes_prompt_cache_key(view.model)):  # a router 400s it for other models
             view = self._with_cache_key(view, ctx, tool_set)
         await self._remember(view, ctx, state)
         return view
