@@ -43,7 +43,8 @@ T = TypeVar("T")
 
 
 def in_ci() -> bool:
-    return bool(os.environ.get("CI")) or os.environ.get("TOKENOPT_CI") == "1"
+    return os.environ.get("CI", "").lower() not in ("", "0", "false") or \
+        os.environ.get("TOKENOPT_CI") == "1"
 
 
 def pinned(package: str) -> str:

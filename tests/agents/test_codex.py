@@ -24,6 +24,10 @@ from tests.agents.support import (
 )
 from tokenopt import jsonio
 
+# A session (simulator, sidecar, agent) runs in the first test's setup: more than the
+# suite's 120 s per test when the machine is busy.
+pytestmark = pytest.mark.timeout(300)
+
 PACKAGE = "@openai/codex"
 SCRIPT = Path(__file__).with_name("codex.toml")
 FINAL = "Scripted answer: the shell said hi."

@@ -164,6 +164,15 @@ def test_responses_turns_call_the_tool_then_answer(oai: openai.OpenAI, stream: b
     assert ask().output_text == "The shell said hi."
 
 
+def test_a_scripted_call_reaches_a_function_inside_a_responses_namespace(sim: tuple[str, Any]) -> None:
+    tools = [{"type": "namespace", "name": "box", "description": "Tools in a box.",
+              "tools": [{"type": "function", "name": "shell", "parameters": SHELL}]}]
+    body = {"model": "gpt-5", "input": "run it", "tools": tools}
+    [call] = httpx.post(f"{sim[0]}/v1/responses", json=body).json()["output"]
+    assert (call["type"], call["namespace"], call["name"], call["arguments"]) == (
+        "function_call", "box", "shell", ARGUMENTS)
+
+
 def test_a_side_request_without_tools_gets_the_generated_answer(claude: anthropic.Anthropic,
                                                                  sim: tuple[str, Any]) -> None:
     answer = claude.messages.create(model="claude-sonnet-4-6", max_tokens=64,

@@ -157,8 +157,12 @@ def _runs(flags: Iterable[bool]) -> int:
 
 
 def offered(body: JSON) -> set[str]:
-    """The names of the tools a request offers (Chat's nested and the flat layouts)."""
-    return {name for tool in dicts(body.get("tools")) if (name := tool_name(tool))}
+    """The tools a request offers by name: Chat's nested and the flat layouts, and the
+    functions inside a Responses `namespace` (Codex's `multi_agent_v1`)."""
+    tools = dicts(body.get("tools"))
+    tools += [inner for tool in tools if tool.get("type") == "namespace"
+              for inner in dicts(tool.get("tools"))]
+    return {name for tool in tools if (name := tool_name(tool))}
 
 
 def output_schema(route: str, body: JSON) -> JSON | None:
