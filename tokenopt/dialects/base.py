@@ -8,11 +8,11 @@ rather than edit it in place, so the original body stays intact for fail-open.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from tokenopt import jsonio
 from tokenopt._sse import SSEEvent
 from tokenopt.identity import TASK_HEADER, TENANT_HEADER, conversation_of
 from tokenopt.memo import ByIdentity
@@ -258,7 +258,7 @@ def set_or_drop(target: JSON, key: str, value: Any) -> None:
 def loads_object(data: str) -> JSON:
     """Parse one SSE data payload; anything but a JSON object reads as empty."""
     try:
-        parsed = json.loads(data)
+        parsed = jsonio.loads(data)
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
