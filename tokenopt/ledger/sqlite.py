@@ -57,7 +57,7 @@ class SqliteLedger:
     """
 
     def __init__(self, path: str | Path, *, retention_days: int = 90,
-                 max_held: int = MAX_HELD) -> None:
+                 max_held: int = MAX_HELD, max_bytes: int | None = None) -> None:
         self.path = Path(path)
         self.retention = retention_days * 86_400.0
         self.max_held = max_held
@@ -75,9 +75,23 @@ class SqliteLedger:
             if "id" not in columns:
                 self._db.execute("ALTER TABLE entries ADD COLUMN id TEXT")
             self._db.executescript(MIGRATE_IDS)
+            self.max_bytes = max_bytes
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the ledger at '{path}': {exc}") from exc
         self._prune()
+
+    @property
+    def max_bytes(self) -> int | None:
+        """A cap on the file's size; past it a write fails as on a full disk (None: no cap)."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int | None) -> None:
+        (page,) = self._db.execute("PRAGMA page_size").fetchone()
+        pages = 2**31 - 2 if value is None else max(1, value // int(page))  # SQLite's default
+        with self._lock:
+            self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
+        self._max_bytes = value
 
     @property
     def held(self) -> int:
