@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenopt.exceptions import TokenOptError
-from tokenopt.serving import bind, server_for, url_of
+from tokenopt.serving import bind, run, server_for, url_of
 from tokenopt.settings import Settings
 
 logger = logging.getLogger("tokenopt.cli")
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
     serve.add_argument("--record", metavar="FILE",
                        help="append the traffic to FILE in the replay format (no secrets)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N processes sharing the port (state shared through [store] redis_url)")
     serve.set_defaults(run=_serve)
 
     sim = commands.add_parser("sim", help="run the provider simulator")
@@ -97,7 +99,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.record:
         overrides["record"] = {"path": args.record}
     settings = Settings.load(args.config, **overrides)
-    asyncio.run(_serve_async(settings, args.host, args.port, args.log_level))
+    if args.workers != 1:
+        from tokenopt.workers import serve_workers
+
+        return serve_workers(settings, args.host, args.port, args.workers,
+                             _server_logs(args.log_level), args.log_level)
+    run(_serve_async(settings, args.host, args.port, args.log_level))
     return 0
 
 

@@ -5,25 +5,43 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any, TypeVar
 
 import uvicorn
 
 from tokenopt.types import ASGIApp
 
+T = TypeVar("T")
 
-def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening socket; port 0 picks a free one, so the URL is known before serving."""
+
+def bind(host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False,
+         listen: bool = True) -> socket.socket:
+    """A listening socket; port 0 picks a free one, so the URL is known before serving.
+
+    `reuse_port` lets several processes each listen on the same port, the kernel
+    spreading new connections across them (`tokenopt serve --workers N`); a socket
+    bound with it but not listening only holds the port.
+    """
     # proto must say TCP: asyncio disables Nagle only on sockets that do, and a
     # response written as headers then body otherwise waits ~40 ms for the
     # client's delayed ACK on every keep-alive request.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's coroutine to completion on the event loop the sidecar uses."""
+    return asyncio.run(main)
 
 
 def url_of(sock: socket.socket) -> str:
