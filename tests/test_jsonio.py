@@ -33,3 +33,28 @@ def test_what_the_json_module_accepts_is_still_accepted() -> None:
     assert jsonio.loads(jsonio.dumps("\ud800")) == "\ud800"
     assert jsonio.loads(jsonio.dumps(10**30)) == 10**30
     assert json.loads(jsonio.dumps({1: "x"})) == {"1": "x"}
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model":"m","tools":[{"name":"a","input_schema":{}},{"name":"b"}],"messages":[]}',
+    b'{"tools": 5}', b'{"tools": null, "a": 1}', b'{"tools": [1, {"a": NaN}]}',
+    b'[1, "tools"]', b'{"tools": [{"x": 1}], "tools": [2]}', b'{"a": "\\"tools\\""}',
+    b'{"z": 1, "tools": [], "a": [{"b": "\\ud800"}]}',
+])
+def test_a_request_body_reads_as_plain_json_does(raw: bytes) -> None:
+    read = jsonio.loads_request(raw)
+    assert jsonio.dumps(read) == jsonio.dumps(jsonio.loads(raw))  # same values, same key order
+
+
+def test_tool_entries_sent_again_are_the_same_objects() -> None:
+    first = jsonio.loads_request(b'{"tools":[{"name":"t1","description":"one"}],"n":1}')
+    second = jsonio.loads_request(b'{"n":2, "tools": [{"name":"t1","description":"one"}]}')
+    changed = jsonio.loads_request(b'{"tools":[{"name":"t1","description":"two"}]}')
+    assert second["tools"][0] is first["tools"][0]
+    assert changed["tools"][0] == {"name": "t1", "description": "two"}
+
+
+@pytest.mark.parametrize("raw", [b'{"tools": [', b'{"tools": [1,]}', b'{"tools": [' * 3000])
+def test_a_malformed_request_body_is_a_json_error(raw: bytes) -> None:
+    with pytest.raises(jsonio.JSONError):
+        jsonio.loads_request(raw)

@@ -163,7 +163,7 @@ class Exchange:
     async def _prepare(self, body: bytes) -> tuple[bytes, bool]:
         """The bytes to forward, and whether tokenopt (not the client) asked for stream usage."""
         try:
-            parsed = jsonio.loads(body)
+            parsed = jsonio.loads_request(body)
             if not isinstance(parsed, dict):
                 raise DialectError("the body is not a JSON object")
             self.view = view = self.dialect.parse(parsed, tenant=self.tenant, headers=self.headers)

@@ -14,8 +14,15 @@ import json
 from typing import Any, Final
 
 import msgspec
+import xxhash
+
+from tokenopt.memo import LRU
 
 _decode: Final = msgspec.json.Decoder().decode
+_members: Final = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_items: Final = msgspec.json.Decoder(list[msgspec.Raw]).decode
+# Tool entries by the digest of their bytes: an agent resends the same tools every turn.
+_TOOL_ENTRIES: Final[LRU[Any]] = LRU(8192)
 _encode: Final = msgspec.json.Encoder().encode
 _encode_sorted: Final = msgspec.json.Encoder(order="sorted").encode
 
@@ -35,6 +42,37 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
             return json.loads(text)
         except (ValueError, RecursionError):
             raise JSONError(str(error)) from None
+
+
+def loads_request(data: bytes) -> Any:
+    """A request body, each `tools` entry parsed once and shared by the bodies that send it.
+
+    The members are sliced without being built, and a tool entry whose bytes were seen
+    before is the same object again: parsing a turn's tools costs a hash each, and work
+    memoised by the identity of an entry (tokenopt.plugins.normalize.canonical) hits.
+    The entries are shared, so the body must not be edited in place (it never is).
+    """
+    if b'"tools"' not in data:
+        return loads(data)
+    try:
+        members = _members(data)
+        tools = _items(members["tools"]) if "tools" in members else None
+    except (msgspec.MsgspecError, RecursionError):
+        return loads(data)  # not an object, or tools not a list: read it the plain way
+    try:
+        body = {key: _decode(value) for key, value in members.items() if key != "tools"}
+        body["tools"] = [_tool_entry(entry) for entry in tools] if tools is not None else None
+    except (msgspec.MsgspecError, RecursionError):
+        return loads(data)
+    if tools is None:
+        del body["tools"]
+    return {key: body[key] for key in members}  # the members in the order sent
+
+
+def _tool_entry(raw: msgspec.Raw) -> Any:
+    key = xxhash.xxh3_128_intdigest(raw)
+    found = _TOOL_ENTRIES.get(key)
+    return found if found is not None else _TOOL_ENTRIES.put(key, _decode(raw))
 
 
 def dumps(value: Any) -> bytes:

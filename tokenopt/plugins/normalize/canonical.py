@@ -55,8 +55,9 @@ def _digest(data: bytes) -> str:
 # every call, so the sort and parse run once per distinct tool, and a request pays one
 # serialisation and one hash per tool.
 _BY_CONTENT: LRU[ToolForms] = LRU(8192)
-# Forms of the canonical entries above by their identity: they live on across requests,
-# so a later plugin reading them (`tools`) pays a lookup, not a serialisation.
+# Forms by the identity of the entry they were read from: request entries shared by
+# `jsonio.loads_request` and the canonical entries above live on across requests, so
+# reading them again (the next turn, or the `tools` plugin) is a lookup.
 _BY_IDENTITY: ByIdentity[ToolForms] = ByIdentity(4096)
 # Canonical tool lists by tool-set digest and sort flag; tool-set token counts by model.
 _CANONICAL: LRU[list[Tool]] = LRU(256)
@@ -67,7 +68,9 @@ def tool_forms(tools: list[Tool]) -> list[ToolForms]:
     forms = []
     for tool in tools:
         form = _BY_IDENTITY.get(tool.raw)
-        forms.append(form if form is not None else _forms_of(jsonio.dumps(tool.raw)))
+        if form is None:  # entries live on when `jsonio.loads_request` shares them
+            form = _BY_IDENTITY.put(tool.raw, _forms_of(jsonio.dumps(tool.raw)))
+        forms.append(form)
     return forms
 
 
