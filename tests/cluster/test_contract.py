@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.redis_server import RedisCluster
-from tests.store.test_contract import *  # noqa: F403  (the contract's tests, collected here too)
+from tests.store.test_contract import *  # (the contract's tests, collected here too)
 from tests.store.test_contract import Backend
 from tokenopt.store import RedisStore
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # overrides the imported one
 async def backend(redis_cluster: RedisCluster, anyio_backend: str) -> AsyncIterator[Backend]:
     prefix = f"tokenopt-test:{uuid.uuid4().hex}:"
     store = RedisStore(redis_cluster.url, key_prefix=prefix)

@@ -170,11 +170,12 @@ def test_one_conversations_keys_share_a_slot_and_conversations_spread_over_the_m
         for tag, group in conversations.items():
             kinds = {k.rpartition(":")[2].split("%3A")[0] for k in group}
             assert {"conv", "fp", "tools"} <= kinds, (tag, group)  # normalize's and tools' keys
-            slots = {client.keyslot(k) for k in group}
+            slots = {client.keyslot(k) for k in group}  # type: ignore[no-untyped-call]
             assert len(slots) == 1
-            nodes.add(client.get_node_from_key(next(iter(group))).name)
+            node = client.get_node_from_key(next(iter(group)))  # type: ignore[no-untyped-call]
+            nodes.add(node.name)
             # A multi-key transaction over the conversation is legal on the cluster.
-            with client.pipeline(transaction=True) as pipe:
+            with client.pipeline(transaction=True) as pipe:  # type: ignore[no-untyped-call]
                 for key in sorted(group):
                     pipe.pttl(key)
                 assert all(ttl > 0 for ttl in pipe.execute())

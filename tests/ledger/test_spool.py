@@ -215,8 +215,9 @@ def test_entries_written_before_ids_existed_get_one(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE entries (ts REAL NOT NULL, data TEXT NOT NULL)")
         db.execute("INSERT INTO entries VALUES (?, ?)",
-                   (time.time(), '{"ts": 1.0, "tenant": "t", "route": "/r", "model": null, '
-                    '"conversation": null, "stream": false, "status": 200, "complete": true}'))
+                   (time.time(), ('{"ts": 1.0, "tenant": "t", "route": "/r", "model": null, '
+                                  '"conversation": null, "stream": false, "status": 200, '
+                                  '"complete": true}')))
     ledger = SqliteLedger(path)
     first = asyncio.run(ledger.take(10))
     again = asyncio.run(ledger.take(10))

@@ -74,15 +74,14 @@ class RedisLedger:
         self._pending: int | None = None  # spool size, read from disk on first use
         self._flushing: asyncio.Lock | None = None
         self._writers: asyncio.Semaphore | None = None
-        self._errors = unavailable_errors()
+        self._errors: tuple[type[BaseException], ...] = (*unavailable_errors(), TimeoutError)
 
     async def append(self, entries: Iterable[LedgerEntry]) -> None:
         entries = list(entries)
         if self._pending is None:  # a spool left by an earlier run is delivered too
             self._pending = await self.local.count()
-        if self.down and (self._probing or self.clock() < self._next_try):
-            await self._spool(entries)
-        elif not await self._deliver(entries):
+        waiting = self.down and (self._probing or self.clock() < self._next_try)
+        if waiting or not await self._deliver(entries):
             await self._spool(entries)
         elif self._pending:
             await self.flush()
@@ -106,7 +105,7 @@ class RedisLedger:
         try:  # the timeout starts once it is this write's turn: queueing is no outage
             async with self._writers, asyncio.timeout(WRITE_TIMEOUT):
                 await self._write(entries)
-        except (*self._errors, TimeoutError) as exc:
+        except self._errors as exc:
             self._failed(exc, probe=probe)
             return False
         finally:

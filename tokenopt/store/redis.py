@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from tokenopt.exceptions import ConfigError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
     from redis.commands.core import AsyncScript
 
-    Client = Union[Redis, RedisCluster]
+    Client = Redis | RedisCluster
 
 T = TypeVar("T")
 
@@ -248,7 +248,7 @@ class RedisStore:
         full = self.full_key(key)
         if ttl is None:
             return int(await self._run(lambda: self.client.sadd(full, *members)))
-        args = [ttl_ms(ttl), *members]
+        args: list[str | int] = [ttl_ms(ttl), *members]
         return int(await self._run(lambda: self._conn.sadd(keys=[full], args=args)))
 
     async def smembers(self, key: str) -> builtins.set[str]:
