@@ -1,7 +1,8 @@
 """The savings ledger: one priced entry per LLM exchange, stored off the request path.
 
-SQLite on one machine by default; Redis (day lists) when `[store] redis_url` is
-set, so every replica writes to, and reports from, the same ledger.
+SQLite on one machine by default; Redis (day hashes keyed by entry id, with a
+local spool for outages) when `[store] redis_url` is set, so every replica
+writes to, and reports from, the same ledger, and each exchange is stored once.
 """
 
 from __future__ import annotations
