@@ -160,8 +160,8 @@ class Dialect(Protocol):
 
 
 def as_int(value: Any) -> int:
-    """An int usage field, or 0 when absent or not a number."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """An int usage field, or 0 when absent, not a number or negative (never a real count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def as_dict(value: Any) -> JSON:

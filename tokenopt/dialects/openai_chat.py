@@ -141,7 +141,9 @@ def _fields(body: JSON) -> dict[str, Any]:
 
 
 def _is_system(message: Any) -> bool:
-    return isinstance(message, dict) and message.get("role") in SYSTEM_ROLES
+    # A role of the wrong type (a list, an object) is not hashable: not a system message.
+    return isinstance(message, dict) and isinstance(role := message.get("role"), str) \
+        and role in SYSTEM_ROLES
 
 
 def _system_part(message: JSON) -> TextPart:

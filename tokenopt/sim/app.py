@@ -246,6 +246,9 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
                 return JSONResponse(wire.error(400, _malformed(wire.path)), status_code=400)
             try:
                 ask = wire.ask(body)
+                if (ask.cap is not None and ask.cap < 0) or ask.reasoning_tokens < 0:
+                    # Else the usage billed would be negative, which no provider reports.
+                    raise Invalid("max_tokens", "Invalid value: integer below minimum value 0")
                 prompt = wire.prompt(body, counter)
             except Invalid as exc:
                 return JSONResponse(wire.invalid(exc), status_code=400)
