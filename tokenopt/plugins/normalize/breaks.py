@@ -18,9 +18,10 @@ import xxhash
 from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView
 from tokenopt.plugins.normalize.canonical import ToolForms
+from tokenopt.plugins.normalize.messages import MessageBytes
 
 # Bumped when digests are computed differently: an older fingerprint is not compared.
-VERSION: Final = 2
+VERSION: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +34,13 @@ class Fingerprint:
     messages: list[str]
 
     @classmethod
-    def of(cls, view: RequestView, forms: list[ToolForms]) -> Fingerprint:
+    def of(cls, view: RequestView, forms: list[ToolForms],
+           encoded: MessageBytes | None = None) -> Fingerprint:
         tools = [(t.name, form.sent_digest, form.digest)
                  for t, form in zip(view.tools, forms, strict=True)]
         system = "\n".join(part.text for part in view.system)
-        messages = [_digest(jsonio.dumps(m)) for m in view.messages]
+        encoded = encoded if encoded is not None else MessageBytes()
+        messages = [encoded.digest(m) for m in view.messages]
         return cls(tools, system[:20_000], _digest(system), messages)
 
     def dumps(self) -> bytes:

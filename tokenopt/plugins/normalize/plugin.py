@@ -26,6 +26,7 @@ from tokenopt.plugins.normalize.canonical import (
     canonical_tools,
     tool_forms,
 )
+from tokenopt.plugins.normalize.messages import MessageBytes
 from tokenopt.plugins.normalize.settings import NormalizeSettings
 from tokenopt.plugins.normalize.volatile import VolatileSpans, note_for
 from tokenopt.provider_rules import min_cacheable_tokens, takes_prompt_cache_key
@@ -55,8 +56,9 @@ class NormalizePlugin:
         settings = self.settings
         state = await self._conversation(view, ctx)
         forms = tool_forms(view.tools)
+        encoded = MessageBytes()
         if settings.detect_breaks:
-            await self._detect_break(view, ctx, forms)
+            await self._detect_break(view, ctx, forms, encoded)
         client_marked_tools = any(key in t.raw for t in view.tools for key in MARKERS)
         if settings.canonical_tools and view.tools:
             view = dataclasses.replace(view, tools=canonical_tools(view.tools, forms,
@@ -69,7 +71,7 @@ class NormalizePlugin:
             if client_marked_tools and settings.canonical_tools:
                 view = _mark_last_tool(view, "5m")  # the client's tools breakpoint, kept at the end
             if settings.breakpoints:
-                view = await self._place_breakpoints(view, ctx, state, tool_set)
+                view = await self._place_breakpoints(view, ctx, state, tool_set, encoded)
         elif (settings.cache_key and "prompt_cache_key" not in view.body
               and takes_prompt_cache_key(view.model)):  # a router 400s it for other models
             view = self._with_cache_key(view, ctx, tool_set)
@@ -95,8 +97,8 @@ class NormalizePlugin:
     # cache-break detector -----------------------------------------------------------
 
     async def _detect_break(self, view: RequestView, ctx: PluginContext,
-                            forms: list[ToolForms]) -> None:
-        now = Fingerprint.of(view, forms)
+                            forms: list[ToolForms], encoded: MessageBytes) -> None:
+        now = Fingerprint.of(view, forms, encoded)
         key = f"fp:{view.conversation}"
         previous = await ctx.store.get(key)
         await ctx.store.set(key, now.dumps(), ttl=self.settings.conversation_ttl_seconds)
@@ -137,7 +139,8 @@ class NormalizePlugin:
     # Anthropic: breakpoints ---------------------------------------------------------
 
     async def _place_breakpoints(self, view: RequestView, ctx: PluginContext,
-                                 state: dict[str, Any], tool_set: ToolSet) -> RequestView:
+                                 state: dict[str, Any], tool_set: ToolSet,
+                                 encoded: MessageBytes) -> RequestView:
         model = view.model or ""
         count = ctx.counter.count
         tools = tool_set.tokens(model, count)
@@ -146,8 +149,7 @@ class NormalizePlugin:
         # Relocated values sit in their own last block, which the breakpoint skips.
         newest_moved = "volatile_moved" in ctx.notes
         history_messages = view.messages
-        history = system + sum(count(_text(m), model)
-                               for m in history_messages)
+        history = system + sum(encoded.tokens(m, model, count) for m in history_messages)
         minimum = min_cacheable_tokens(model)
         prefix_key = "prefix:" + hashlib.blake2b(
             jsonio.dumps([model, tool_set.digest, [p.text for p in view.system]]),
