@@ -187,7 +187,7 @@ async def test_anthropic_breakpoints_end_tools_system_and_conversation() -> None
     route = "/v1/messages"
     sent, notes = await Harness().send(route, request(route, TOOLS))
 
-    last_tool = sorted(t["name"] for t in TOOLS)[-1]
+    last_tool = max(t["name"] for t in TOOLS)
     assert markers(sent) == [f"tool:{last_tool}", "system", "message:0"]
     assert notes["breakpoints"]["ttl"] == "5m"
 
@@ -203,6 +203,22 @@ async def test_breakpoints_respect_the_minimum_and_the_limit_of_four() -> None:
         for i in range(3)])
     limited, _ = await Harness().send(route, body)
     assert len(markers(limited)) == 4  # 3 of the client's + 1 of ours
+
+
+async def test_a_history_the_client_already_marked_leaves_the_breakpoint_for_tools() -> None:
+    # Claude Code marks its own last block (and two system blocks): one breakpoint is left.
+    route = "/v1/messages"
+    body = request(route, TOOLS, system=[
+        {"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "More rules. " * 200, "cache_control": {"type": "ephemeral"}}])
+    body["messages"][-1]["content"] = [{"type": "text", "text": "List my open pull requests",
+                                        "cache_control": {"type": "ephemeral"}}]
+
+    sent, notes = await Harness().send(route, body)
+
+    last_tool = max(t["name"] for t in TOOLS)
+    assert markers(sent) == [f"tool:{last_tool}", "system", "system", "message:0"]
+    assert notes["breakpoints"]["placed"] == ["tools"]
 
 
 async def test_a_first_request_without_tools_or_history_gets_no_breakpoint() -> None:
@@ -247,6 +263,33 @@ async def test_the_break_detector_names_the_first_change() -> None:
     assert message["cache_break"]["cause"] == "message 0 edited"
     assert all(n["cache_break"]["tokens_lost"] > 0 for n in (reordered, keyed, system, message))
     assert reordered["cache_break"]["tokens_lost"] > system["cache_break"]["tokens_lost"]
+
+
+async def test_a_string_sent_again_as_its_text_block_or_a_moved_marker_is_not_a_break() -> None:
+    # Claude Code sends its system message as a block, then as a string, and moves its marker.
+    route = "/v1/messages"
+    harness = Harness(breakpoints=False)
+    note = "<system-reminder>Today is Thursday.</system-reminder>"
+    first = request(route, TOOLS, history=[
+        {"role": "user", "content": [{"type": "text", "text": "Hello",
+                                      "cache_control": {"type": "ephemeral"}}]},
+        {"role": "system", "content": [{"type": "text", "text": note}]}])
+    second = request(route, TOOLS, history=[
+        {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+        {"role": "system", "content": note},
+        {"role": "user", "content": "List my open pull requests"},
+        {"role": "assistant", "content": "Hi."}])
+    edited = request(route, TOOLS, history=[
+        {"role": "user", "content": "Hello"}, {"role": "system", "content": note + " Really."},
+        {"role": "user", "content": "List my open pull requests"},
+        {"role": "assistant", "content": "Hi."}])
+
+    await harness.send(route, first)
+    _, notes = await harness.send(route, second)
+    _, after_edit = await harness.send(route, edited)
+
+    assert "cache_break" not in notes
+    assert after_edit["cache_break"]["cause"] == "message 1 edited"
 
 
 async def test_the_ttl_follows_the_conversations_cadence_on_the_contexts_clock() -> None:

@@ -178,16 +178,18 @@ class NormalizePlugin:
                                    skip_note=newest_moved)
             if marked is not None:
                 messages, used, at = marked
-                view = dataclasses.replace(view, messages=messages)
-                room -= used
-                placed.append("history")
                 state["history_at"] = at
-        if wants.system and room > 0:
-            view = _mark_last_system(view, ttl)
+                if used:
+                    view = dataclasses.replace(view, messages=messages)
+                    room -= used
+                    placed.append("history")
+        # A segment the client's own breakpoint already ends takes none of ours.
+        if wants.system and room > 0 and (with_system := _mark_last_system(view, ttl)) is not view:
+            view = with_system
             room -= 1
             placed.append("system")
-        if wants.tools and room > 0:
-            view = _mark_last_tool(view, ttl)
+        if wants.tools and room > 0 and (with_tools := _mark_last_tool(view, ttl)) is not view:
+            view = with_tools
             placed.append("tools")
         if placed:
             ctx.notes["breakpoints"] = {
@@ -257,14 +259,16 @@ def _mark_history(messages: list[Any], ttl: str, previous_at: Any, room: int, *,
     else:
         return None
     out = list(messages)
-    out[end] = marked
-    used = 1
-    if (isinstance(previous_at, int) and 0 <= previous_at < end and room > 1
+    used = 0
+    if marked is not messages[end]:  # else the client's own breakpoint already ends there
+        out[end] = marked
+        used = 1
+    if (isinstance(previous_at, int) and 0 <= previous_at < end and room > used
             and end - previous_at >= LOOKBACK_MESSAGES):
         kept = mark_message(out[previous_at], ttl)
-        if kept is not None:
+        if kept is not None and kept is not out[previous_at]:
             out[previous_at] = kept
-            used = 2
+            used += 1
     return out, used, end
 
 
