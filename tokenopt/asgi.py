@@ -56,7 +56,8 @@ class TokenOptMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._closing_on_shutdown(send))
+            await self.app(scope, self._warming_on_startup(receive),
+                           self._closing_on_shutdown(send))
             return
         if self.metrics_path is not None and scope["type"] == "http" \
                 and scope["path"] == self.metrics_path and scope["method"] == "GET":
@@ -67,6 +68,15 @@ class TokenOptMiddleware:
             await self.app(scope, receive, send)
             return
         await Exchange(self.engine, dialect, scope).run(self.app, receive, send)
+
+    def _warming_on_startup(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.engine.warm()
+            return message
+
+        return wrapped
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:

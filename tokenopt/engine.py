@@ -76,6 +76,10 @@ class Engine:
         plugins = build_plugins(registry, settings.plugins, settings.pipeline.order)
         return cls(settings, plugins=plugins, **kwargs)
 
+    async def warm(self) -> None:
+        """Load what the first request would otherwise wait for (token encodings)."""
+        await asyncio.to_thread(self.counter.warm)
+
     def dialect_for(self, scope: Scope) -> Dialect | None:
         if scope["type"] != "http":
             return None

@@ -71,6 +71,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.warm()
         try:
             yield
         finally:

@@ -142,6 +142,15 @@ class TokenCounter:
                     self._counts.popitem(last=False)
         return value
 
+    def warm(self, models: tuple[str | None, ...] = ("gpt-4.1", None)) -> None:
+        """Load the encodings these models count with (OpenAI's, and the fallback Claude
+        and unknown models use), so the first request does not pay for it: ~1 s each."""
+        for model in models:
+            try:
+                self._load(self._resolve(model)[0])
+            except ConfigError as exc:  # the count that needs it will say so
+                logger.warning("%s", exc)
+
     def encode(self, text: str, model: str | None = None) -> list[int]:
         """Token ids of `text`; special-token markers in it count as plain text."""
         return self._load(self._resolve(model)[0]).encode_ordinary(text)
