@@ -12,12 +12,15 @@ from round to round, so the machine's noise hits every target alike; figures are
 medians over rounds (req/s) and pooled samples (latency). Added latency is the
 target's minus direct's at the same cell; `vs_litellm` holds tokenopt/LiteLLM ratios.
 
-    python -m benchmarks.sidecar                      # ~4 minutes
-    python -m benchmarks.sidecar --duration 5 --rounds 3 --stacks all   # the full run
+    python -m benchmarks.sidecar                      # ~5 minutes
+    python -m benchmarks.sidecar --duration 5 --rounds 3 --workers 2 --stacks all  # full run
     python -m benchmarks.sidecar --memory [--memory-requests 100000]
 
 `--memory` runs the small workload through the default sidecar and reads its RSS
 after 1,000 requests and after `--memory-requests`.
+
+LiteLLM runs from this venv (`pip install 'litellm[proxy]'`, offline cost map);
+`--stacks` needs `granian` and `httpx-aiohttp` for the variants that name them.
 """
 
 from __future__ import annotations
@@ -194,7 +197,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             result["server_cpu_s"] = cpu_seconds(pid) - before
                             runs.setdefault((size, stream, c, name), []).append(result)
                             print(f"round {round_} {size:5} stream={stream!s:5} c={c:<3} "
-                                  f"{name:16} {result['requests'] / result['wall_s']:8.1f} req/s",
+                                  f"{name:30} {result['requests'] / result['wall_s']:8.1f} req/s",
                                   file=sys.stderr)
     cells = []
     for size in args.sizes:
@@ -223,13 +226,23 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, tmp: Path
         pids[name] = stack.enter_context(service(
             [*cli, "serve", "--upstream", sim, "--config", str(config), "--port", str(ports[name])],
             f"http://127.0.0.1:{ports[name]}/healthz", tmp / f"{name}.log")).pid
+    if args.workers > 1:  # the default pipeline on N processes (the CPU read covers them all)
+        name = f"default:w{args.workers}"
+        ports[name] = port = free_port()
+        pids[name] = stack.enter_context(service(
+            [*cli, "serve", "--workers", str(args.workers), "--upstream", sim, "--config",
+             str(tmp / "default.toml"), "--port", str(port)],
+            f"http://127.0.0.1:{port}/healthz", tmp / "workers.log")).pid
     for variant in args.stacks:
         ports[f"bare:{variant}"] = port = free_port()
         pids[f"bare:{variant}"] = stack.enter_context(service(
             [sys.executable, "-m", "benchmarks.sidecar_stack", variant, "--upstream", sim,
              "--port", str(port), "--config", str(tmp / "bare.toml")],
-            f"http://127.0.0.1:{port}/healthz", tmp / f"stack-{variant.replace('+', '-')}.log")).pid
+            f"http://127.0.0.1:{port}/healthz", tmp / f"stack-{variant.replace('/', '-')}.log")).pid
     if not args.no_litellm:
+        if not (Path(sys.executable).parent / "litellm").exists():
+            raise SystemExit("LiteLLM is not installed here: pip install 'litellm[proxy]', "
+                             "or pass --no-litellm")
         ports["litellm"] = port = free_port()
         (tmp / "litellm.yaml").write_text(LITELLM_CONFIG.format(base=sim))
         pids["litellm"] = stack.enter_context(service(
@@ -269,13 +282,13 @@ def targets(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(result: dict[str, Any]) -> str:
     names = list(result["cells"][0]["targets"])
     head = f"{'size':6}{'strm':5}{'c':>4} " + "".join(
-        f"{n[:15]:>16}{'+p50':>8}{'+p99':>8}" for n in names) + f"{'rps/LL':>8}{'+p50/LL':>8}"
+        f"{n[-21:]:>22}{'+p50':>8}{'+p99':>8}" for n in names) + f"{'rps/LL':>8}{'+p50/LL':>8}"
     lines = [head, "-" * len(head)]
     for cell in result["cells"]:
         row = f"{cell['size']:6}{'yes' if cell['stream'] else 'no':5}{cell['concurrency']:>4} "
         for n in names:
             s = cell["targets"][n]
-            row += f"{s['req_per_s']:>11.1f}rps " + (
+            row += f"{s['req_per_s']:>17.1f}rps " + (
                 f"{s['p50_ms']:>8.2f}{s['p99_ms']:>8.2f}" if n == "direct"
                 else f"{s['added_p50_ms']:>8.2f}{s['added_p99_ms']:>8.2f}")
         vs = cell.get("vs_litellm", {}).get("default")
@@ -352,11 +365,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64])
-    parser.add_argument("--duration", type=float, default=1.0, help="seconds per target and cell")
-    parser.add_argument("--warmup", type=float, default=0.3)
+    parser.add_argument("--duration", type=float, default=0.8, help="seconds per target and cell")
+    parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--stacks", nargs="*", default=[],
                         help=f"also run the bare sidecar on: {', '.join(VARIANTS)}, or 'all'")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also run the default pipeline as `tokenopt serve --workers N`")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--memory", action="store_true", help="the RSS run instead")
     parser.add_argument("--memory-requests", type=int, default=100_000)
