@@ -18,15 +18,11 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +30,11 @@ import httpx
 
 from benchmarks.prefix_cache import PROVIDERS, breaking_client, clean_traffic, figures
 from benchmarks.prefix_cache import measure as measure_tokenopt
+from benchmarks.processes import free_port, running
 from tokenopt.pricing import PriceBook
 from tokenopt.replay import TrafficLine, run
 from tokenopt.replay.summary import RunSummary
-from tokenopt.serving import ServerThread, bind
+from tokenopt.serving import ServerThread
 from tokenopt.sim import create_sim_app
 
 RESULTS = Path(__file__).parent / "results" / "prefix_cache_peers.json"
@@ -59,37 +56,6 @@ LITELLM_MODEL = """  - model_name: {name}
         - location: message
           role: system
 """
-
-
-def free_port() -> int:
-    sock = bind()
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@contextmanager
-def peer_process(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(ready, timeout=2).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[0]} did not start; see {log}")
-                time.sleep(0.5)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def litellm(venv: Path, upstream: str, tmp: Path) -> tuple[list[str], dict[str, str], str, str]:
@@ -140,7 +106,7 @@ def through_peer(name: str, venv: Path, lines: list[dict[str, Any]], tmp: Path
     errors: list[str] = []
     with ServerThread(sim) as upstream:
         argv, env, ready, url = (litellm if name == "litellm" else headroom)(venv, upstream, tmp)
-        with peer_process(argv, env, ready, tmp / f"{name}.log"), httpx.Client(timeout=120) as client:
+        with running(argv, ready, tmp / f"{name}.log", env=env), httpx.Client(timeout=120) as client:
             forwarded: list[TrafficLine] = []
             for line in lines:
                 seen = len(sim.state.received)

@@ -34,17 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.inprocess import SIZES, mcp_tools, request
+from benchmarks.processes import free_port, running
 from benchmarks.results import RESULTS
 from benchmarks.sidecar_stack import VARIANTS
-from tokenopt.serving import bind
 
 ROUTE = "/v1/chat/completions"
 # LiteLLM refuses to start without a master key; every target gets the same header.
@@ -58,39 +55,6 @@ LITELLM_CONFIG = """model_list:
       api_base: {base}/v1
       api_key: sk-bench
 """
-
-
-def free_port() -> int:
-    with bind() as sock:
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@contextmanager
-def service(argv: list[str], ready: str, log: Path, env: dict[str, str] | None = None
-            ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `argv`, wait until `ready` answers below 500, stop it on exit."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out,
-                                stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(ready, timeout=2).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[:3]} did not start; see {log}")
-                time.sleep(0.1)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 class LoadGen:
@@ -215,7 +179,7 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, tmp: Path
     cli = [sys.executable, "-m", "tokenopt.cli", "--log-level", "warning"]
     ports = {"direct": free_port()}
     pids: dict[str, int] = {}
-    pids["direct"] = stack.enter_context(service([*cli, "sim", "--port", str(ports["direct"])],
+    pids["direct"] = stack.enter_context(running([*cli, "sim", "--port", str(ports["direct"])],
                                 f"http://127.0.0.1:{ports['direct']}/v1/models", tmp / "sim.log")).pid
     sim = f"http://127.0.0.1:{ports['direct']}"
     configs = {"bare": NO_PLUGINS, "default": ""}
@@ -223,19 +187,19 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, tmp: Path
         config = tmp / f"{name}.toml"
         config.write_text(toml + f'[ledger]\npath = "{tmp / name}.sqlite"\n')
         ports[name] = free_port()
-        pids[name] = stack.enter_context(service(
+        pids[name] = stack.enter_context(running(
             [*cli, "serve", "--upstream", sim, "--config", str(config), "--port", str(ports[name])],
             f"http://127.0.0.1:{ports[name]}/healthz", tmp / f"{name}.log")).pid
     if args.workers > 1:  # the default pipeline on N processes (the CPU read covers them all)
         name = f"default:w{args.workers}"
         ports[name] = port = free_port()
-        pids[name] = stack.enter_context(service(
+        pids[name] = stack.enter_context(running(
             [*cli, "serve", "--workers", str(args.workers), "--upstream", sim, "--config",
              str(tmp / "default.toml"), "--port", str(port)],
             f"http://127.0.0.1:{port}/healthz", tmp / "workers.log")).pid
     for variant in args.stacks:
         ports[f"bare:{variant}"] = port = free_port()
-        pids[f"bare:{variant}"] = stack.enter_context(service(
+        pids[f"bare:{variant}"] = stack.enter_context(running(
             [sys.executable, "-m", "benchmarks.sidecar_stack", variant, "--upstream", sim,
              "--port", str(port), "--config", str(tmp / "bare.toml")],
             f"http://127.0.0.1:{port}/healthz", tmp / f"stack-{variant.replace('/', '-')}.log")).pid
@@ -245,7 +209,7 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, tmp: Path
                              "or pass --no-litellm")
         ports["litellm"] = port = free_port()
         (tmp / "litellm.yaml").write_text(LITELLM_CONFIG.format(base=sim))
-        pids["litellm"] = stack.enter_context(service(
+        pids["litellm"] = stack.enter_context(running(
             [str(Path(sys.executable).parent / "litellm"), "--config", str(tmp / "litellm.yaml"),
              "--host", "127.0.0.1", "--port", str(port)],
             f"http://127.0.0.1:{port}/health/liveliness", tmp / "litellm.log",
@@ -332,9 +296,9 @@ def memory(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     config.write_text(f'[ledger]\npath = "{tmp / "ledger"}.sqlite"\n')
     samples: list[dict[str, int]] = []
     with ExitStack() as stack:
-        stack.enter_context(service([*cli, "sim", "--port", str(sim_port)],
+        stack.enter_context(running([*cli, "sim", "--port", str(sim_port)],
                                     f"http://127.0.0.1:{sim_port}/v1/models", tmp / "sim.log"))
-        sidecar = stack.enter_context(service(
+        sidecar = stack.enter_context(running(
             [*cli, "serve", "--upstream", f"http://127.0.0.1:{sim_port}", "--config", str(config),
              "--port", str(port)], f"http://127.0.0.1:{port}/healthz", tmp / "sidecar.log"))
         load = LoadGen()

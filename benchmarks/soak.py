@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.processes import free_port, wait_ready
 from benchmarks.results import RESULTS
 from benchmarks.workload import traffic
 
@@ -106,33 +106,11 @@ async def send(client: httpx.AsyncClient, line: dict[str, Any]) -> str | None:
 # --- the orchestrator ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not ready in {timeout}s")
-        time.sleep(0.05)  # poll interval, not synchronisation
 
 
 @contextlib.contextmanager
@@ -191,8 +169,8 @@ def soak(duration: float, clients: int, conversations: int, redis_url: str | Non
     with process("sim", "--port", str(sim_port), log=workdir / "sim.log") as sim, \
             process("serve", "--upstream", sim_url, "--port", str(port), "--config", str(config),
                     log=workdir / "serve.log") as sidecar:
-        wait_healthy(sim_url + "/healthz", sim)
-        wait_healthy(url + "/healthz", sidecar)
+        wait_ready(sim_url + "/healthz", sim, workdir / "sim.log", timeout=60, interval=0.05)
+        wait_ready(url + "/healthz", sidecar, workdir / "serve.log", timeout=60, interval=0.05)
         rss_cold = rss_kb(sidecar.pid)
         asyncio.run(warm_up(url, conversations))  # first sight of each tool set and model: not steady state
         rss_start = rss_kb(sidecar.pid)

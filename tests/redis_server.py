@@ -17,15 +17,9 @@ from typing import Self
 
 import redis
 
+from benchmarks.processes import free_port
+
 READY_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:

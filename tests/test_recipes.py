@@ -15,10 +15,8 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.processes import free_port, stop, wait_ready
 from tests.integration.support import QueueSink, Sim, settings_for
 from tokenopt.cli import _parser
 from tokenopt.engine import Engine
@@ -129,13 +128,6 @@ def _require(module: str) -> None:
     pytest.skip(f"needs {module} (pip install 'litellm[proxy]' brings it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _to_sim(text: str, sim: str) -> str:
     for host in UPSTREAMS:
         text = text.replace(host, sim)
@@ -155,6 +147,8 @@ class Served:
 
     args: Any
     url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +163,7 @@ def served(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         running: dict[str, Served] = {}
         for line, words in lines.items():
             args = _parser().parse_args(["serve", *words])
-            port = _free_port()
+            port = free_port()
             command = [TOKENOPT, "--log-level", "warning", "serve",
                        "--upstream", _to_sim(args.upstream, sim.url), "--port", str(port),
                        *(["--config", args.config] if args.config else [])]
@@ -178,31 +172,12 @@ def served(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
                                     stdin=subprocess.DEVNULL,
                                     env={k: v for k, v in os.environ.items()
                                          if not k.startswith("TOKENOPT_")})
-            stack.callback(_stop, proc)
-            running[line] = Served(args, f"http://127.0.0.1:{port}")
-        for line, server in running.items():
-            _wait_healthy(server.url, workdir, line)
+            stack.callback(stop, proc, 20)
+            running[line] = Served(args, f"http://127.0.0.1:{port}", proc, workdir / f"serve-{port}.log")
+        for server in running.values():
+            wait_ready(server.url + "/healthz", server.proc, server.log, timeout=120,
+                       ready=lambda status: status == 200)
         yield running
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _wait_healthy(url: str, workdir: Path, line: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)  # polling a process that has no readiness signal
-    logs = "\n".join(p.read_text() for p in workdir.glob("serve-*.log"))
-    raise AssertionError(f"'tokenopt serve {line}' did not answer /healthz:\n{logs[-3000:]}")
 
 
 def _request(route: str, model: str) -> dict[str, Any]:

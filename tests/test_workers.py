@@ -15,21 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.processes import free_port
 from tokenopt.ledger import open_ledger
 from tokenopt.report import report_from
-from tokenopt.serving import bind
 from tokenopt.settings import Settings
 from tokenopt.store import open_store
 
 CLI = [sys.executable, "-m", "tokenopt.cli", "--log-level", "warning"]
 BODY = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "Say hi."}]}
 REQUESTS = 24
-
-
-def free_port() -> int:
-    with bind() as sock:
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:

@@ -14,10 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.processes import free_port, running
 from tests.integration.support import QueueSink, Sim, settings_for
 from tokenopt.engine import Engine
 from tokenopt.proxy import create_app
@@ -75,50 +73,20 @@ def _in_ci() -> bool:
                for name in ("CI", "TOKENOPT_CI"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def running_litellm(sim_url: str, workdir: Path) -> Iterator[str]:
     """A LiteLLM proxy subprocess routing to the simulator; its URL once /health answers."""
     config = workdir / "litellm.yaml"
     config.write_text(_config(sim_url))
-    port = _free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no cost-map download
-           "LITELLM_MASTER_KEY": MASTER_KEY, "NO_DOCS": "True"}
-    log_path = workdir / "litellm.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no cost-map download
+           "LITELLM_MASTER_KEY": MASTER_KEY, "NO_DOCS": "True"}
+    with running([sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config),
+                  "--host", "127.0.0.1", "--port", str(port)], url + "/health/liveliness",
+                 workdir / "litellm.log", env=env, timeout=300,
+                 ready=lambda status: status == 200):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"LiteLLM exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health/liveliness", timeout=2).status_code == 200:
-                return
-        time.sleep(0.25)  # polling a subprocess that has no readiness signal
-    raise AssertionError(f"LiteLLM did not answer in 300 s:\n{log.read_text()[-3000:]}")
 
 
 class QueryTap:
