@@ -78,6 +78,16 @@ def report_requests(config: Path) -> int:
     return asyncio.run(count())
 
 
+def scraped_requests(url: str) -> tuple[str, float]:
+    """(the worker that answered, `tokenopt_requests_total` summed over its labels)."""
+    with httpx.Client(timeout=30) as client:  # a new connection: any worker may answer
+        response = client.get(url + "/metrics")
+    assert response.status_code == 200
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in response.text.splitlines()
+                if line.startswith("tokenopt_requests_total{"))
+    return response.headers["x-tokenopt-worker"], total
+
+
 def exercise(sim: str, config: Path) -> set[str]:
     """REQUESTS chat requests, each on its own connection; the workers that answered."""
     port = free_port()
@@ -95,6 +105,16 @@ def exercise(sim: str, config: Path) -> set[str]:
             workers.add(response.headers["x-tokenopt-worker"])
         # Ledger writes follow the response: wait until they have all landed.
         wait_for(lambda: report_requests(config) >= REQUESTS, "the ledger entries")
+        # Each worker's scrape counts every worker's requests (multiprocess mode).
+        scrapes: dict[str, float] = {}
+
+        def scraped_each_worker() -> bool:
+            worker, total = scraped_requests(url)
+            scrapes[worker] = total
+            return scrapes.keys() == workers and min(scrapes.values()) >= REQUESTS
+
+        wait_for(scraped_each_worker, "a full count from each worker's /metrics")
+        assert set(scrapes.values()) == {REQUESTS}, scrapes
         sidecar.send_signal(signal.SIGTERM)
         assert sidecar.wait(timeout=60) == 0
     return workers

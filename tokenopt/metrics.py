@@ -2,12 +2,20 @@
 
 Served at `/metrics` by the sidecar; the mounted form exposes it when
 `TokenOptMiddleware(app, metrics_path="/metrics")` is given a path.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (`tokenopt serve --workers N` sets it for its
+workers), prometheus_client keeps every process's values in files there, and a scrape
+of any worker reads the sum over all of them, workers that have since died included.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tokenopt.ledger.entry import entry_from
 from tokenopt.pricing import PriceBook
@@ -16,6 +24,7 @@ from tokenopt.types import Receive, Scope, Send
 
 LABELS = ("route", "model")
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250)
+MULTIPROCESS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch
 
 
 class Metrics:
@@ -43,6 +52,7 @@ class Metrics:
         self.added_latency = Histogram(
             "tokenopt_added_latency_ms", "Latency tokenopt added before forwarding (ms)",
             ("route",), buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.exposed = _all_processes() or self.registry
 
     async def write(self, record: ExchangeRecord) -> None:
         labels = (record.route, record.model or "unknown")
@@ -68,7 +78,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The exposition endpoint as a bare ASGI app (the mounted form's `metrics_path`)."""
@@ -77,3 +87,13 @@ class Metrics:
             (b"content-type", CONTENT_TYPE_LATEST.encode()),
             (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _all_processes() -> CollectorRegistry | None:
+    """A registry reading every process's values, in multiprocess mode; else None."""
+    path = os.environ.get(MULTIPROCESS_DIR)
+    if not path:
+        return None
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    return registry

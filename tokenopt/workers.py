@@ -10,14 +10,16 @@ What the workers share:
 - the ledger: the same SQLite file (WAL: concurrent writers are safe), or Redis when
   `[store] redis_url` is set, so `tokenopt report` counts every request once;
 - with `[store] redis_url`, the store too: loaded tool sets, conversation state and
-  prefix fingerprints, as separate replicas do.
+  prefix fingerprints, as separate replicas do;
+- `/metrics`: prometheus_client's multiprocess mode, in a directory the supervisor
+  makes (or `PROMETHEUS_MULTIPROC_DIR` if set, emptied at start), so a scrape of any
+  worker counts every worker's requests.
 
 Without Redis the store is each worker's own memory. That is only refused where it
 changes what is forwarded: lazy tool loading keeps each conversation's loaded set
 append-only, and two workers each growing their own would send different tools on
 consecutive turns. Otherwise each worker keeps its own cache-break history (a
-conversation's turns may be compared on different workers), memoised counts and
-`/metrics` (a scrape reads the worker that accepted it).
+conversation's turns may be compared on different workers) and memoised counts.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tokenopt.exceptions import ConfigError
+from tokenopt.metrics import MULTIPROCESS_DIR
 from tokenopt.serving import ServerThread, bind, run, server_for
 from tokenopt.settings import Settings
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,7 +91,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int, server
                   log_level: str) -> int:
     """Run `workers` sidecar processes on `host:port` until SIGTERM or SIGINT."""
     check_shared_state(settings, workers)
-    with _bundled_upstream(settings) as served:
+    with _bundled_upstream(settings) as served, _shared_metrics():
         holder = bind(host, port, reuse_port=True, listen=False)  # port 0 resolved once, for all
         port = holder.getsockname()[1]
         supervisor = Supervisor(served, host, port, workers, server_options, log_level)
@@ -110,6 +115,23 @@ def _bundled_upstream(settings: Settings) -> Iterator[Settings]:
         logger.info("no --upstream given: serving in front of the bundled simulator at %s", url)
         yield settings.model_copy(
             update={"upstream": settings.upstream.model_copy(update={"url": url})})
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A multiprocess-mode directory for the workers' metrics, set before they spawn."""
+    given = os.environ.get(MULTIPROCESS_DIR)
+    if given:  # the operator's: values left by an earlier run would be counted again
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="tokenopt-metrics-") as path:
+        os.environ[MULTIPROCESS_DIR] = path
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
 
 
 class Supervisor:
