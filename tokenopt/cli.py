@@ -1,15 +1,16 @@
-"""`tokenopt`: serve, sim, demo. Sets up logging; nothing else here holds state."""
+"""`tokenopt`: serve, sim, demo, replay, report, inspect, erase-tenant. Sets up logging."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tokenopt.exceptions import TokenOptError
+from tokenopt.exceptions import ConfigError, TokenOptError
 from tokenopt.serving import bind, run, server_for, url_of
 from tokenopt.settings import Settings
 
@@ -91,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="table", choices=["table", "md", "json", "html"])
     report.add_argument("--out", help="write to FILE instead of stdout")
     report.set_defaults(run=_report)
+
+    erase = commands.add_parser(
+        "erase-tenant", help="delete a tenant's stored state and ledger entries"
+    )
+    erase.add_argument("tenant", help="tenant id (t_..., as in `report --group-by tenant`), "
+                                      "or '-' to read the tenant's API key from stdin")
+    erase.add_argument("--config", help="TOML settings file (default: $TOKENOPT_CONFIG)")
+    erase.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    erase.set_defaults(run=_erase_tenant)
     return parser
 
 
@@ -207,6 +217,24 @@ async def _report_text(settings: Settings, since: float | None, until: float | N
     finally:
         await ledger.aclose()
         await store.aclose()
+
+
+def _erase_tenant(args: argparse.Namespace) -> int:
+    from tokenopt.erase import erase_configured
+    from tokenopt.identity import tenant_of
+
+    tenant = args.tenant
+    if tenant == "-":  # the key comes on stdin, so it is in no shell history or process list
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise ConfigError("erase-tenant -: no API key on stdin")
+        tenant = tenant_of({"x-api-key": key})
+    erased = asyncio.run(erase_configured(Settings.load(args.config), tenant))
+    if args.json:
+        sys.stdout.write(json.dumps(erased.as_json()) + "\n")
+    else:
+        sys.stdout.write("\n".join(erased.lines()) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import httpx
@@ -27,6 +28,7 @@ from tokenopt.dialects import dialect_for
 from tokenopt.engine import Engine
 from tokenopt.exceptions import ConfigError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from tokenopt.settings import Settings, UpstreamSettings
+from tokenopt.store import StoreUnavailable
 from tokenopt.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("tokenopt.proxy")
@@ -69,6 +71,9 @@ def create_app(
     async def live_report(request: Request) -> Response:
         return await _live_report(request, engine, settings.admin.token)
 
+    async def erase_tenant(request: Request) -> Response:
+        return await _erase_tenant(request, engine, settings.admin.token)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.warm()
@@ -84,6 +89,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/tokenopt/report", live_report, methods=["GET"]),
+            Route("/tokenopt/tenants/{tenant}", erase_tenant, methods=["DELETE"]),
             Mount("", app=TokenOptMiddleware(forwarder, engine=engine)),
         ],
         lifespan=lifespan,
@@ -97,18 +103,47 @@ def _admin_error(status: int, message: str) -> JSONResponse:
                         status_code=status)
 
 
-async def _live_report(request: Request, engine: Engine, token: str | None) -> Response:
-    """`GET /tokenopt/report?format=json|html[&since=24h&group_by=model]`, admin token only."""
-    from tokenopt.report import parse_time, render, report_from
-
-    if not token or engine.ledger is None:
-        return _admin_error(404, "the live report is off: set [admin] token (and keep the ledger on)")
+def _admin_denied(request: Request, token: str) -> Response | None:
+    """401/403 unless the request carries the admin token, compared in constant time."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     given = given.strip() if scheme.lower() == "bearer" else ""
     if not given:
         return _admin_error(401, "send the admin token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(given.encode(), token.encode()):
         return _admin_error(403, "wrong admin token")
+    return None
+
+
+async def _erase_tenant(request: Request, engine: Engine, token: str | None) -> Response:
+    """`DELETE /tokenopt/tenants/{tenant}`, admin token only: the tenant's state and entries."""
+    from tokenopt.erase import erase
+
+    if not token:
+        return _admin_error(404, "admin endpoints are off: set [admin] token")
+    denied = _admin_denied(request, token)
+    if denied is not None:
+        return denied
+    try:
+        erased = await erase(request.path_params["tenant"], engine.store, engine.ledger,
+                             store_name="this sidecar's store", ledger_name="its ledger")
+    except ConfigError as exc:
+        return _admin_error(400, str(exc))
+    except StoreUnavailable as exc:
+        return _admin_error(503, f"not erased: {exc}")
+    logger.info("erased tenant %s: %d store keys, %d ledger entries",
+                erased.tenant, erased.store_keys, erased.ledger_entries)
+    return JSONResponse(erased.as_json())
+
+
+async def _live_report(request: Request, engine: Engine, token: str | None) -> Response:
+    """`GET /tokenopt/report?format=json|html[&since=24h&group_by=model]`, admin token only."""
+    from tokenopt.report import parse_time, render, report_from
+
+    if not token or engine.ledger is None:
+        return _admin_error(404, "the live report is off: set [admin] token (and keep the ledger on)")
+    denied = _admin_denied(request, token)
+    if denied is not None:
+        return denied
     fmt = request.query_params.get("format", "json")
     group_by = request.query_params.get("group_by", "model")
     if fmt not in ("json", "html") or group_by not in ("model", "route", "tenant", "plugin"):
@@ -152,6 +187,12 @@ class Forwarder:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # websockets are not relayed; closing the scope refuses them
+        problem = _unsafe_target(scope)
+        if problem is not None:  # answered before the body is read: nothing goes upstream
+            logger.info("refused a request target that %s", problem)
+            await _answer_error(scope, send, 400, f"the request path {problem}",
+                                kind="invalid_request_error")
+            return
         try:
             content = await _request_content(scope, receive)
         except ClientGone:
@@ -209,6 +250,23 @@ class Forwarder:
             raise UpstreamUnavailable("the upstream stream broke") from broken
 
 
+def _unsafe_target(scope: Scope) -> str | None:
+    """Why a request target may not be relayed, or None.
+
+    The upstream URL is configuration: a path is only ever appended to it. An
+    absolute-form target (`http://evil.example/...`, which uvicorn's h11 parser
+    passes as the path) has no place there, and a dot segment (`..`, `%2e%2e`)
+    would be resolved by the HTTP client, climbing out of the upstream's base path.
+    """
+    raw = scope.get("raw_path") or scope["path"].encode()
+    if not raw.startswith(b"/"):
+        return "must start with '/' (absolute-form targets are not relayed)"
+    segments = unquote(raw.decode("latin-1")).replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "may not contain '.' or '..' segments"
+    return None
+
+
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     while True:
         message = await receive()
@@ -263,11 +321,12 @@ def _connection_tokens(raw: list[tuple[bytes, bytes]]) -> set[bytes]:
     }
 
 
-async def _answer_error(scope: Scope, send: Send, status: int, message: str) -> None:
+async def _answer_error(scope: Scope, send: Send, status: int, message: str,
+                        kind: str = "upstream_error") -> None:
     dialect = dialect_for(scope["method"], scope["path"])
     body: Any = (
         dialect.error_body(status, message) if dialect is not None
-        else {"error": {"message": message, "type": "upstream_error", "code": status}}
+        else {"error": {"message": message, "type": kind, "code": status}}
     )
     payload = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [

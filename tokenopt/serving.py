@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 
+from tokenopt import redaction
 from tokenopt.types import ASGIApp
 
 T = TypeVar("T")
@@ -59,6 +60,7 @@ def server_for(app: ASGIApp, *, log_level: str = "warning", access_log: bool = F
     config = uvicorn.Config(
         app, log_level=log_level, access_log=access_log, lifespan="on", timeout_keep_alive=30
     )
+    redaction.install()  # after Config: it (re)configures uvicorn's loggers
     return uvicorn.Server(config)
 
 

@@ -26,7 +26,7 @@ from tokenopt import jsonio
 from tokenopt.ledger.entry import LedgerEntry
 from tokenopt.ledger.sqlite import SqliteLedger
 from tokenopt.store.base import StoreUnavailable
-from tokenopt.store.redis import ready, unavailable_errors
+from tokenopt.store.redis import glob_escape, ready, unavailable_errors
 
 logger = logging.getLogger("tokenopt.ledger")
 
@@ -194,6 +194,36 @@ class RedisLedger:
             replies: list[list[bytes]] = await pipe.execute()
         return [raw for reply in replies for raw in reply]
 
+    async def erase_tenant(self, tenant: str) -> int:
+        """Delete every entry of `tenant` from Redis and from the spool; return how many.
+
+        Raises:
+            StoreUnavailable: Redis cannot be read or written; nothing is reported erased.
+        """
+        try:
+            erased = await self._erase_shared(tenant)
+        except self._errors as exc:
+            raise StoreUnavailable(f"shared ledger unavailable: {type(exc).__name__}") from exc
+        spooled = await self.local.erase_tenant(tenant)
+        self._pending = None  # recounted from disk on the next append
+        return erased + spooled
+
+    async def _erase_shared(self, tenant: str) -> int:
+        await ready(self.client)
+        erased = 0
+        async for key in self.client.scan_iter(match=glob_escape(self.prefix) + "*", count=1000):
+            kind = await self.client.type(key)
+            if kind in (b"hash", "hash"):  # a day shard: field = entry id
+                doomed = [field async for field, raw in self.client.hscan_iter(key, count=1000)
+                          if _tenant_of(raw) == tenant]
+                if doomed:
+                    erased += int(await self.client.hdel(key, *doomed))
+            elif kind in (b"list", "list"):  # a day list written by earlier versions
+                for raw in await self.client.lrange(key, 0, -1):
+                    if _tenant_of(raw) == tenant:
+                        erased += int(await self.client.lrem(key, 0, raw))
+        return erased
+
     async def aclose(self) -> None:
         """Deliver what the spool holds if Redis takes it now; keep the rest on disk."""
         try:
@@ -203,6 +233,14 @@ class RedisLedger:
                 await self.flush()
         finally:
             await self.local.aclose()
+
+
+def _tenant_of(raw: bytes) -> object:
+    try:
+        entry = jsonio.loads(raw)
+    except ValueError:
+        return None
+    return entry.get("tenant") if isinstance(entry, dict) else None
 
 
 def _day(ts: float) -> str:

@@ -184,6 +184,26 @@ class SqliteLedger:
             except sqlite3.Error as exc:  # left in place: re-delivered, stored once by id
                 logger.warning("ledger spool cleanup failed: %s", exc)
 
+    async def erase_tenant(self, tenant: str) -> int:
+        """Delete every entry of `tenant` (stored or held); return how many.
+
+        `secure_delete` zeroes the freed pages and the checkpoint empties the WAL,
+        so the rows are gone from the files, not only from queries.
+        """
+        return await anyio.to_thread.run_sync(self._erase, tenant)
+
+    def _erase(self, tenant: str) -> int:
+        with self._lock:
+            held = [i for i, (_, _, data) in self._held.items()
+                    if jsonio.loads(data.encode()).get("tenant") == tenant]
+            for i in held:
+                del self._held[i]
+            self._db.execute("PRAGMA secure_delete = ON")
+            cursor = self._db.execute(
+                "DELETE FROM entries WHERE json_extract(data, '$.tenant') = ?", (tenant,))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return cursor.rowcount + len(held)
+
     async def count(self) -> int:
         """Entries stored or held."""
         return await anyio.to_thread.run_sync(self._count)

@@ -73,6 +73,22 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class ErasableStore(Store, Protocol):
+    """A store that can delete a whole namespace (a tenant's data, on request)."""
+
+    async def erase_namespace(self, name: str) -> int:
+        """Delete every key of namespace `name` below this view; return how many."""
+        ...
+
+
+async def erase_namespace(store: Store, name: str) -> int:
+    """Delete namespace `name` of `store`; a store that cannot is a `TypeError`, not a no-op."""
+    if not isinstance(store, ErasableStore):
+        raise TypeError(f"{type(store).__name__} cannot erase a namespace")
+    return await store.erase_namespace(name)
+
+
 def _escape(part: str) -> str:
     # "%" first, so an escaped separator can never be mistaken for a literal one.
     return part.replace("%", "%25").replace(SEPARATOR, "%3A")
@@ -87,6 +103,11 @@ def flat_key(path: tuple[str, ...], key: str) -> str:
     return SEPARATOR.join(_escape(part) for part in (*path, key))
 
 
+def namespace_prefix(path: tuple[str, ...]) -> str:
+    """The start every flat key of namespace `path` (and of the namespaces below it) has."""
+    return "".join(_escape(part) + SEPARATOR for part in path)
+
+
 def hash_tag(path: tuple[str, ...], key: str) -> str:
     """The Redis Cluster hash tag of a key: its tenant and its subject, `{tenant:subject}`.
 
@@ -96,9 +117,16 @@ def hash_tag(path: tuple[str, ...], key: str) -> str:
     namespace. Braces are escaped: Redis hashes only up to the first `}`.
     """
     subject = key.partition(SEPARATOR)[2] or key
-    parts = (*path[:1], subject)
-    return "{" + SEPARATOR.join(_escape(p).replace("{", "%7B").replace("}", "%7D")
-                                for p in parts) + "}"
+    return "{" + SEPARATOR.join(_tag_part(p) for p in (*path[:1], subject)) + "}"
+
+
+def hash_tag_start(tenant: str) -> str:
+    """How the hash tag of every key in namespace `tenant` (and below) begins: `{tenant:`."""
+    return "{" + _tag_part(tenant) + SEPARATOR
+
+
+def _tag_part(part: str) -> str:
+    return _escape(part).replace("{", "%7B").replace("}", "%7D")
 
 
 def ttl_ms(ttl: float) -> int:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
-from tokenopt.store.base import Store, StoreUnavailable
+from tokenopt.store.base import Store, StoreUnavailable, erase_namespace
 
 logger = logging.getLogger("tokenopt.store")
 
@@ -162,6 +162,15 @@ class FallbackStore:
 
     async def expire(self, key: str, ttl: float) -> bool:
         return await self._call(lambda store: store.expire(key, ttl))
+
+    async def erase_namespace(self, name: str) -> int:
+        """Delete namespace `name` from the primary and from local state; return keys deleted.
+
+        Unlike other calls this never falls back: an erase the primary did not do
+        raises `StoreUnavailable`, so it is never reported as done.
+        """
+        erased = await erase_namespace(self.primary, name)
+        return erased + await erase_namespace(self.local, name)
 
     async def ping(self) -> None:
         """Probe the primary now, whatever the back-off; raise `StoreUnavailable` if it is down.

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tokenopt.store.base import flat_key, ttl_ms
+from tokenopt.store.base import flat_key, namespace_prefix, ttl_ms
 
 Clock = Callable[[], float]
 
@@ -130,6 +130,14 @@ class MemoryStore:
             return False
         entry.expires_at = self._shared.deadline(ttl)
         return True
+
+    async def erase_namespace(self, name: str) -> int:
+        """Delete every key of namespace `name` below this view; return how many."""
+        start = namespace_prefix((*self._path, name))
+        doomed = [key for key in self._shared.data if key.startswith(start)]
+        for key in doomed:
+            del self._shared.data[key]
+        return len(doomed)
 
     async def ping(self) -> None:
         return None

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from tokenopt.exceptions import ConfigError
-from tokenopt.store.base import StoreUnavailable, flat_key, hash_tag, redact_url, ttl_ms
+from tokenopt.store.base import (
+    SEPARATOR,
+    StoreUnavailable,
+    flat_key,
+    hash_tag,
+    hash_tag_start,
+    namespace_prefix,
+    redact_url,
+    ttl_ms,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
@@ -163,6 +172,11 @@ class _Connection:
         return StoreUnavailable(f"redis at {redact_url(self.url)} is unavailable: {detail}")
 
 
+def glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis glob pattern (SCAN MATCH)."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
 def _password(url: str) -> str | None:
     userinfo = url.partition("://")[2].rpartition("@")[0]
     if not userinfo:
@@ -258,6 +272,37 @@ class RedisStore:
 
     async def expire(self, key: str, ttl: float) -> bool:
         return bool(await self._run(lambda: self.client.pexpire(self.full_key(key), ttl_ms(ttl))))
+
+    def namespace_pattern(self, name: str) -> str:
+        """The SCAN pattern matching every key of namespace `name` below this view."""
+        path = (*self._path, name)
+        flat = glob_escape(self._conn.key_prefix + namespace_prefix(path))
+        if not self._conn.cluster:
+            return flat + "*"
+        # `{tenant:subject}:flat`: the tag names the tenant, the flat key the whole path.
+        return (glob_escape(self._conn.key_prefix + hash_tag_start(path[0])) + "*"
+                + glob_escape("}" + SEPARATOR + namespace_prefix(path)) + "*")
+
+    async def erase_namespace(self, name: str) -> int:
+        """Delete every key of namespace `name` below this view; return how many.
+
+        SCAN walks the keyspace in steps (on every primary of a cluster), so a
+        large Redis is never blocked the way `KEYS` would block it.
+        """
+        pattern = self.namespace_pattern(name)
+
+        async def erase() -> int:
+            erased, batch = 0, []
+            async for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    erased += int(await self.client.delete(*batch))
+                    batch = []
+            if batch:
+                erased += int(await self.client.delete(*batch))
+            return erased
+
+        return await self._run(erase)
 
     async def ping(self) -> None:
         await self._run(lambda: self.client.ping())
