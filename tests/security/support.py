@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import redis
 
 from tests.integration.support import QueueSink, Sidecar, settings_for
 from tokenopt.engine import Engine
@@ -56,3 +57,21 @@ def admin(token: str = ADMIN) -> dict[str, str]:
 
 def report(url: str, **params: str) -> httpx.Response:
     return httpx.get(url + "/tokenopt/report", params=params, headers=admin(), timeout=30)
+
+
+def redis_dump(client: redis.Redis, match: str = "*") -> bytes:
+    """Every key matching `match`, with its value whatever its type, as one blob to search."""
+    parts: list[bytes] = []
+    with client:
+        for key in client.scan_iter(match=match, count=1000):
+            kind = client.type(key)
+            if kind == b"string":
+                values = [client.get(key) or b""]
+            elif kind == b"hash":
+                values = [b for pair in client.hgetall(key).items() for b in pair]
+            elif kind == b"set":
+                values = list(client.smembers(key))
+            else:
+                values = client.lrange(key, 0, -1)
+            parts += [key, *values]
+    return b"\n".join(parts)

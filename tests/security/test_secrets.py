@@ -24,7 +24,7 @@ import redis
 from benchmarks.processes import free_port, running
 from tests.integration.support import Sim
 from tests.redis_server import RedisServer
-from tests.security.support import ROUTES, chat_body
+from tests.security.support import ROUTES, chat_body, redis_dump
 from tokenopt.cli import main
 
 SECRETS = {
@@ -134,19 +134,6 @@ def wait_for_ledger(url: str, exchanges: int) -> dict[str, httpx.Response]:
     return {"live-report.json": answer, "live-report.html": html}
 
 
-def redis_dump(server: RedisServer) -> bytes:
-    """Every key tokenopt left in Redis, with its value whatever its type."""
-    parts: list[bytes] = []
-    with redis.Redis(port=server.port, password=server.password) as client:
-        for key in client.scan_iter(count=1000):
-            kind = client.type(key)
-            value = {b"string": lambda k: [client.get(k)], b"hash": client.hgetall,
-                     b"set": client.smembers, b"list": lambda k: client.lrange(k, 0, -1)}[kind](key)
-            items = value.items() if isinstance(value, dict) else ((v, b"") for v in value)
-            parts += [key, *(b for pair in items for b in pair if b)]
-    return b"\n".join(parts)
-
-
 @pytest.mark.parametrize("shared", [False, True], ids=["sqlite-ledger", "redis-store"])
 def test_no_planted_secret_reaches_any_output(
     sim: Sim, tmp_path: Path, make_redis_server: Callable[..., RedisServer], shared: bool
@@ -170,7 +157,7 @@ def test_no_planted_secret_reaches_any_output(
 
     outputs = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
     if server is not None:
-        outputs["redis"] = redis_dump(server)
+        outputs["redis"] = redis_dump(redis.Redis(port=server.port, password=server.password))
     leaks = [(name, output) for name, secret in SECRETS.items()
              for output, data in outputs.items() if secret.encode() in data]
     assert leaks == []
