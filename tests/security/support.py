@@ -61,7 +61,7 @@ def report(url: str, **params: str) -> httpx.Response:
 
 def redis_dump(client: redis.Redis, match: str = "*") -> bytes:
     """Every key matching `match`, with its value whatever its type, as one blob to search."""
-    parts: list[bytes] = []
+    parts: list[Any] = []  # bytes: the client is built without decode_responses
     with client:
         for key in client.scan_iter(match=match, count=1000):
             kind = client.type(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -45,10 +46,12 @@ def test_a_declared_huge_body_is_refused_before_it_is_sent(sim: Sim, route: str)
     assert "33554432 bytes" in body["error"]["message"]  # type: ignore[index]
     assert sim.bodies == []
 
+
 def test_ten_thousand_and_one_tools_are_refused_before_any_plugin_runs(sim: Sim) -> None:
-    tool = {"type": "function", "function": {"name": "t", "description": "d" * 40,
-                                             "parameters": {"type": "object"}}}
-    tools = [{**tool, "function": {**tool["function"], "name": f"tool_{i}"}} for i in range(10_001)]
+    tools: list[dict[str, Any]] = [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": "d" * 40,
+                                          "parameters": {"type": "object"}}}
+        for i in range(10_001)]
     body = json.dumps(chat_body("/v1/chat/completions", "hi", tools=tools)).encode()
     with shipped_sidecar(sim.url, plugins=EVERY_PLUGIN) as sidecar:
 

@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.support import Sim, running_sidecar, running_sim
 from tokenopt.proxy import Forwarder
+from tokenopt.types import Message
 
 
 @pytest.fixture
@@ -98,12 +99,12 @@ def test_hostile_targets_and_headers_reach_the_configured_upstream_only(
 @pytest.mark.anyio
 async def test_an_absolute_form_path_is_refused_by_the_forwarder(sim: Sim, evil: Sim) -> None:
     # uvicorn's h11 parser passes an absolute-form target through as the path.
-    sent: list[dict[str, object]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     target = (evil.url + "/v1/models").encode()
@@ -113,5 +114,5 @@ async def test_an_absolute_form_path_is_refused_by_the_forwarder(sim: Sim, evil:
             "query_string": b"", "headers": [(b"host", b"x")]}, receive, send)
 
     assert sent[0]["status"] == 400
-    assert b"must start with '/'" in sent[1]["body"]  # type: ignore[operator]
+    assert b"must start with '/'" in sent[1]["body"]
     assert len(sim.app.state.received) == len(evil.app.state.received) == 0

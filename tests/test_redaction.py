@@ -1,0 +1,37 @@
+"""Credential-like query values are replaced in URL log lines; everything else is kept."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from tokenopt import redaction
+from tokenopt.redaction import redact_query
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("/v1/models?key=AIza-secret&beta=true", "/v1/models?key=***&beta=true"),
+    ("/x?api_key=s&x-goog-api-key=t&limit=2", "/x?api_key=***&x-goog-api-key=***&limit=2"),
+    ("https://h/p?access_token=a;sig=b#frag", "https://h/p?access_token=***;sig=***#frag"),
+    ("/x?client_secret=&Password=p", "/x?client_secret=***&Password=***"),
+    ("/v1/models?limit=2&order=desc", "/v1/models?limit=2&order=desc"),
+    ("/v1/models", "/v1/models"),
+])
+def test_query_values_named_like_credentials_are_replaced(url: str, expected: str) -> None:
+    assert redact_query(url) == expected
+
+
+def test_the_url_loggers_write_redacted_lines(caplog: pytest.LogCaptureFixture) -> None:
+    redaction.install()
+    redaction.install()  # idempotent: one filter each
+    caplog.set_level(logging.DEBUG)
+    url = httpx.URL("http://upstream/v1/models?key=planted-1")
+    logging.getLogger("httpx").info('HTTP Request: %s %s "%s"', "GET", url, "HTTP/1.1 200 OK")
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5",
+                                             "GET", "/v1/models?token=planted-2", "1.1", 200)
+
+    assert "planted" not in caplog.text and caplog.text.count("=***") == 2
+    assert [len([f for f in logging.getLogger(n).filters
+                 if isinstance(f, redaction.QueryRedactor)]) for n in redaction.URL_LOGGERS] == [1, 1]
