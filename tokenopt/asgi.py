@@ -19,7 +19,7 @@ from tokenopt import jsonio
 from tokenopt._sse import SSEEvent, SSEParser
 from tokenopt.dialects.base import JSON, Dialect, RequestView, StreamEditor, UsageTap
 from tokenopt.engine import Engine
-from tokenopt.exceptions import DialectError, PolicyRejected
+from tokenopt.exceptions import DialectError, PolicyRejected, UpstreamError, UpstreamTimeout
 from tokenopt.identity import tenant_of
 from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.records import ExchangeRecord
@@ -30,6 +30,8 @@ from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("tokenopt.asgi")
 OWN_HEADER_PREFIX = b"x-tokenopt-"
+# On an error tokenopt's forwarder answered itself (no upstream answer): the cause, for the record.
+ERROR_HEADER = b"x-tokenopt-error"
 # A JSON response larger than this is relayed but not parsed for usage.
 MAX_JSON_TAP_BYTES = 16 * 1024 * 1024
 
@@ -251,12 +253,16 @@ class Exchange:
                       named: tuple[str, Detour], strip_usage: bool) -> None:
         """Call the app once per round until the detour has the answer the client gets."""
         name, detour = named
-        first, streaming = True, False
+        first, streaming, number = True, False, 1
         try:
             while True:
                 relay = RoundRelay(detour, tap.send, first=first, streaming=streaming)
                 replayed = _replay(body, receive, tap.cut if self.editors else None)
-                await app(self._forward_scope(len(body)), replayed, relay.send)
+                try:
+                    await app(self._forward_scope(len(body)), replayed, relay.send)
+                except UpstreamError as exc:
+                    await self._round_failed(tap, relay, detour, number, exc)
+                    return
                 if not relay.again or tap.cut.is_set():
                     return
                 following = await detour.next_request()
@@ -264,11 +270,27 @@ class Exchange:
                     await relay.give_up()
                     return
                 body = _dumps(_with_stream_usage(following) if strip_usage else following)
-                first, streaming = False, streaming or relay.mode == "sse"
+                first, streaming, number = False, streaming or relay.mode == "sse", number + 1
         finally:
             if detour.notes:
                 notes = self.record.plugin_notes
                 notes[name] = {**notes.get(name, {}), **detour.notes}
+
+    async def _round_failed(self, tap: ResponseTap, relay: RoundRelay, detour: Detour,
+                            number: int, exc: UpstreamError) -> None:
+        """A round's answer broke after its status (tokenopt's forwarder raised).
+
+        Counted as a failed detour from the second round on. When the client has nothing
+        yet (a JSON round is held whole), it gets a clean 502/504; else, as for a plain
+        stream, the error goes up and the connection is aborted.
+        """
+        if number > 1:
+            detour.notes["failed"] = f"{type(exc).__name__} in round {number}"
+        if relay.started:
+            raise exc
+        self.record.error = type(exc).__name__
+        status = 504 if isinstance(exc, UpstreamTimeout) else 502
+        await self._answer(tap.send, status, str(exc))
 
     def _forward_scope(self, length: int) -> Scope:
         headers = [
@@ -291,6 +313,7 @@ class Exchange:
         usage, complete = tap.result()
         record = self.record
         record.status, record.usage, record.complete = tap.status, usage, complete
+        record.error = record.error or tap.error
         if self.client_view is not None:
             count = self.engine.counter.count
             record.tokens_before = segment_tokens(self.client_view, count)
@@ -357,6 +380,7 @@ class ResponseTap:
         self.json_chunks: list[bytes] = []
         self.json_size = 0
         self.ended = False
+        self.error: str | None = None  # the cause of an error tokenopt's forwarder answered
 
     async def send(self, message: Message) -> None:
         if self.cut.is_set():
@@ -370,6 +394,8 @@ class ResponseTap:
     def _start(self, message: Message) -> Message:
         self.status = message["status"]
         headers = {k.lower(): v for k, v in message.get("headers", [])}
+        cause = headers.get(ERROR_HEADER)
+        self.error = cause.decode("latin-1") if cause is not None else None
         encoding = headers.get(b"content-encoding", b"identity").lower()
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if encoding != b"identity":

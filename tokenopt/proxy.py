@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from tokenopt.asgi import OWN_HEADER_PREFIX, ClientGone, TokenOptMiddleware
+from tokenopt.asgi import ERROR_HEADER, OWN_HEADER_PREFIX, ClientGone, TokenOptMiddleware
 from tokenopt.dialects import dialect_for
 from tokenopt.engine import Engine
 from tokenopt.exceptions import ConfigError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -205,7 +205,7 @@ class Forwarder:
             response = await self._send(request)
         except UpstreamError as exc:
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
-            await _answer_error(scope, send, status, str(exc))
+            await _answer_error(scope, send, status, str(exc), cause=type(exc).__name__)
             return
         try:
             await send({
@@ -247,6 +247,8 @@ class Forwarder:
             # The status is sent already: abort the connection so the client sees the
             # stream broke, as it would have talking to the upstream directly.
             logger.warning("upstream stream broke: %s", type(broken).__name__)
+            if isinstance(broken, httpx.TimeoutException):  # silent past the read timeout
+                raise UpstreamTimeout("the upstream stream went silent") from broken
             raise UpstreamUnavailable("the upstream stream broke") from broken
 
 
@@ -322,14 +324,18 @@ def _connection_tokens(raw: list[tuple[bytes, bytes]]) -> set[bytes]:
 
 
 async def _answer_error(scope: Scope, send: Send, status: int, message: str,
-                        kind: str = "upstream_error") -> None:
+                        kind: str = "upstream_error", cause: str | None = None) -> None:
+    """An error tokenopt answers itself; `cause` goes out as `x-tokenopt-error`, so the
+    client and the exchange record can tell a 502/504 of tokenopt's from the upstream's."""
     dialect = dialect_for(scope["method"], scope["path"])
     body: Any = (
         dialect.error_body(status, message) if dialect is not None
         else {"error": {"message": message, "type": kind, "code": status}}
     )
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-    ]})
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(payload)).encode())]
+    if cause is not None:
+        headers.append((ERROR_HEADER, cause.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -68,6 +68,7 @@ class RoundRelay:
         self.chunks: list[bytes] = []
         self.head: Message | None = None
         self.status = 0
+        self.started = streaming  # whether the client has a response start (the status is out)
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -90,11 +91,13 @@ class RoundRelay:
             if self.mode != "sse":  # a later round failed after the stream began
                 self.mode = "error"
             return
+        if self.mode == "json":
+            self.head = message  # held until the detour has read the body
+            return
+        self.started = True
         if self.mode == "sse":
             kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
             await self._send({**message, "headers": kept})
-        elif self.mode == "json":
-            self.head = message  # held until the detour has read the body
         else:
             self.passthrough = True
             if not self.first:  # the detour could not finish: the upstream's answer goes out
@@ -147,6 +150,7 @@ class RoundRelay:
                              "headers": [(b"content-type", b"application/json")]}
         headers = [(k, v) for k, v in head.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(payload)).encode()))
+        self.started = True
         await self._send({**head, "headers": headers})
         await self._send({"type": "http.response.body", "body": payload, "more_body": False})
 

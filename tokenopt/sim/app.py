@@ -5,20 +5,25 @@ serve a proxy test that needs a slow, failing or vanishing upstream:
 
     x-sim-delay-ms: N            wait N ms before answering
     x-sim-status: 429|500|...    answer that status with a provider-shaped error
-    x-sim-retry-after: S         the `retry-after` sent with 429 (default 1)
+    x-sim-retry-after: S         the `retry-after` sent with that status (429 gets 1 unasked)
     x-sim-fail: reset-before     drop the connection without answering
     x-sim-fail: reset-mid-stream send a few SSE events, then drop the connection
-    x-sim-stream-delay-ms: N     wait N ms between SSE events
+    x-sim-fail: reset-mid-body   send the start and half the first body chunk, then drop it
+    x-sim-fail: endless-stream   after the first text delta, repeat it until the client leaves
+    x-sim-stream-delay-ms: N     wait N ms between SSE events (a trickle; a stall when long)
+    x-sim-reply-bytes: N         the reply's text is N bytes (an answer far larger than usual)
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
+import itertools
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 import anyio
@@ -47,6 +52,7 @@ from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
 
 CONNECTION_KEY = "tokenopt.sim.connection"
 RESET_MID_STREAM_AFTER = 3  # events sent before a `reset-mid-stream` drops the connection
+ENDLESS_MIN_DELAY_S = 0.01  # an endless stream never spins: it trickles at least this slowly
 MODELS = ("gpt-5", "gpt-4.1-mini", "gpt-4o", "claude-sonnet-4-6", "claude-haiku-4-5")
 
 
@@ -113,7 +119,9 @@ class SimMiddleware:
         asked = {k.lower(): v for k, v in headers}
         delay = _int(asked.get("x-sim-delay-ms"))
         if delay:
-            await anyio.sleep(delay / 1000)
+            with anyio.move_on_after(delay / 1000):
+                await _disconnected(receive)
+                return  # the client stopped waiting: nothing to answer (and no task left behind)
         if asked.get("x-sim-fail") == "reset-before":
             await connection.reset()
             return
@@ -122,13 +130,36 @@ class SimMiddleware:
             await _fault_response(scope["path"], status, asked)(scope, receive, send)
             return
         scope = {**scope, CONNECTION_KEY: connection}
+        if asked.get("x-sim-fail") == "reset-mid-body":
+            send = _cut_mid_body(send, connection)
         await self.app(scope, _replay(first, receive), send)
 
 
 def _fault_response(path: str, status: int, asked: dict[str, str]) -> Response:
     message = f"simulated upstream error (x-sim-status: {status})"
-    headers = {"retry-after": asked.get("x-sim-retry-after", "1")} if status == 429 else None
+    retry = asked.get("x-sim-retry-after", "1" if status == 429 else None)
+    headers = {"retry-after": retry} if retry is not None else None
     return JSONResponse(route_for(path).error(status, message), status_code=status, headers=headers)
+
+
+def _cut_mid_body(send: Send, connection: Connection) -> Send:
+    """A `send` that lets the start and half the first body chunk out, then resets."""
+    cut = False
+
+    async def cutting(message: Message) -> None:
+        nonlocal cut
+        if cut:
+            return  # the connection is gone: what the app still sends goes nowhere
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        await send({"type": "http.response.body", "body": body[:len(body) // 2],
+                    "more_body": True})
+        cut = True
+        await connection.reset()
+
+    return cutting
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message]:
@@ -141,6 +172,11 @@ async def _read_body(receive: Receive) -> tuple[bytes, Message]:
         if not message.get("more_body", False):
             body = b"".join(chunks)
             return body, {"type": "http.request", "body": body, "more_body": False}
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _replay(first: Message, receive: Receive) -> Receive:
@@ -167,7 +203,7 @@ class EventStream:
     the upstream saw the cancel, so this watches `receive` itself.
     """
 
-    def __init__(self, events: Sequence[Event], *, delay: float, reset_after: int | None,
+    def __init__(self, events: Iterable[Event], *, delay: float, reset_after: int | None,
                  connection: Connection | None, on_cancel: Callable[[], None]) -> None:
         self.events = events
         self.delay = delay
@@ -208,6 +244,23 @@ class EventStream:
                 return "reset"
             await send({"type": "http.response.body", "body": frame(event), "more_body": True})
         return "done"
+
+
+def _endless(events: list[Event]) -> Iterable[Event]:
+    """The stream's opening events, then its first text delta forever: a model that never stops."""
+    at = next((i for i, event in enumerate(events) if _is_text_delta(event)), len(events) - 1)
+    return itertools.chain(events[:at + 1], itertools.repeat(events[at]))
+
+
+def _is_text_delta(event: Event) -> bool:
+    _, payload = event
+    if not isinstance(payload, dict):
+        return False
+    kind = payload.get("type")
+    if isinstance(kind, str):  # Anthropic's content_block_delta, Responses' output_text.delta
+        return kind in ("content_block_delta", "response.output_text.delta")
+    choices = payload.get("choices") or [{}]  # Chat: a chunk whose delta carries text
+    return bool(isinstance(choices[0], dict) and (choices[0].get("delta") or {}).get("content"))
 
 
 def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 24,
@@ -266,6 +319,9 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
                 reply, outcome = turns.reply(wire.path, body, ask, counter, reply_tokens)
             else:
                 reply, outcome = plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
+            size = _int(request.headers.get("x-sim-reply-bytes"))
+            if size > 0:  # billed as planned: only the bytes on the wire grow
+                reply = dataclasses.replace(reply, text="x" * size)
             # A server-side tool search loads definitions mid-call: input beyond the prompt.
             counts = Counts(prompt.tokens + reply.search_input_tokens, reply.output_tokens,
                             reply.reasoning_tokens,
@@ -275,11 +331,14 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
             if not ask.stream:
                 return JSONResponse(wire.respond(body, ask, reply, counts))
             headers = request.headers
-            mid = headers.get("x-sim-fail") == "reset-mid-stream"
+            fail = headers.get("x-sim-fail")
+            events: Iterable[Event] = wire.stream(body, ask, reply, counts)
+            delay = _int(headers.get("x-sim-stream-delay-ms")) / 1000
+            if fail == "endless-stream":
+                events, delay = _endless(list(events)), max(delay, ENDLESS_MIN_DELAY_S)
             return EventStream(
-                wire.stream(body, ask, reply, counts),
-                delay=_int(headers.get("x-sim-stream-delay-ms")) / 1000,
-                reset_after=RESET_MID_STREAM_AFTER if mid else None,
+                events, delay=delay,
+                reset_after=RESET_MID_STREAM_AFTER if fail == "reset-mid-stream" else None,
                 connection=request.scope.get(CONNECTION_KEY), on_cancel=on_cancel,
             )
 
