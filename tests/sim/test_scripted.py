@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +13,16 @@ import httpx
 import openai
 import pytest
 
+from tests.integration.support import running_sim, settings_for
 from tokenopt import jsonio
 from tokenopt.cli import main
+from tokenopt.engine import Engine
 from tokenopt.exceptions import ConfigError
+from tokenopt.proxy import create_app
 from tokenopt.serving import ServerThread
 from tokenopt.sim import create_sim_app
 from tokenopt.sim.journal import JournalMiddleware
-from tokenopt.sim.scripted import TurnScript, answers_given
+from tokenopt.sim.scripted import TurnScript, answers_given, offered
 
 SHELL = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}
 SCRIPT = TurnScript.parse({"turns": [
@@ -269,3 +273,193 @@ async def test_the_journal_holds_what_arrived_and_what_was_billed(tmp_path: Path
                         "input_tokens": counts.input_tokens, "output_tokens": counts.output_tokens,
                         "reasoning_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
                         "cache_write_1h_tokens": 0}}
+
+
+# A scripted turn whose tool the request may not carry: the model searches first --------
+
+JSON = dict[str, Any]
+SEARCH_TOOL = "tokenopt_search_tools"
+FIND = "list the issues of a repository"
+ISSUES = {"owner": "acme", "repo": "widgets"}
+SEARCHING = TurnScript.parse({"turns": [
+    {"tool": "list_issues", "search": FIND, "arguments": ISSUES}, {"text": "Three are open."}]})
+QUERY_SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}}
+# name -> description: a small catalog, every one a real-looking function
+CATALOG = {
+    "list_issues": "List issues in a GitHub repository.",
+    "create_issue": "Create a new issue in a GitHub repository.",
+    "get_weather": "Current weather for a city.",
+    "send_email": "Send an email to a recipient.",
+    "read_file": "Read a file from the local disk.",
+}
+MODELS = {"/v1/messages": "claude-sonnet-4-6", "/v1/chat/completions": "gpt-4o",
+          "/v1/responses": "gpt-5"}
+ROUTES = list(MODELS)
+
+
+def _tool(route: str, name: str, description: str, schema: JSON) -> JSON:
+    if route == "/v1/messages":
+        return {"name": name, "description": description, "input_schema": schema}
+    if route == "/v1/responses":
+        return {"type": "function", "name": name, "description": description, "parameters": schema}
+    return {"type": "function", "function": {"name": name, "description": description,
+                                             "parameters": schema}}
+
+
+def _tools(route: str, names: list[str], *, search: bool) -> list[JSON]:
+    tools = [_tool(route, name, CATALOG[name], SHELL) for name in names]
+    return [_tool(route, SEARCH_TOOL, "Find more tools.", QUERY_SCHEMA)] * search + tools
+
+
+def _body(route: str, history: list[JSON], tools: list[JSON]) -> JSON:
+    body: JSON = {"model": MODELS[route], "tools": tools}
+    if route == "/v1/messages":
+        return {**body, "max_tokens": 1024, "messages": history}
+    if route == "/v1/responses":
+        return {**body, "input": history, "reasoning": {"effort": "low"}}
+    return {**body, "messages": history}
+
+
+def _call(route: str, answer: JSON) -> tuple[str, JSON, str]:
+    """The one tool call of an answer: name, arguments, call id."""
+    if route == "/v1/messages":
+        [block] = [b for b in answer["content"] if b["type"] == "tool_use"]
+        return block["name"], block["input"], block["id"]
+    if route == "/v1/responses":
+        [item] = [i for i in answer["output"] if i["type"] == "function_call"]
+        return item["name"], json.loads(item["arguments"]), item["call_id"]
+    [call] = answer["choices"][0]["message"]["tool_calls"]
+    return call["function"]["name"], json.loads(call["function"]["arguments"]), call["id"]
+
+
+def _answered(route: str, history: list[JSON], answer: JSON, output: str) -> list[JSON]:
+    """The history with the model's answer and the client's result for its call."""
+    _, _, call_id = _call(route, answer)
+    if route == "/v1/messages":
+        return [*history, {"role": "assistant", "content": answer["content"]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": call_id, "content": output}]}]
+    if route == "/v1/responses":
+        return [*history, *answer["output"],
+                {"type": "function_call_output", "call_id": call_id, "output": output}]
+    return [*history, answer["choices"][0]["message"],
+            {"role": "tool", "tool_call_id": call_id, "content": output}]
+
+
+def _text(route: str, answer: JSON) -> str:
+    if route == "/v1/messages":
+        return "".join(b["text"] for b in answer["content"] if b["type"] == "text")
+    if route == "/v1/responses":
+        return "".join(part["text"] for item in answer["output"] if item["type"] == "message"
+                       for part in item["content"])
+    return str(answer["choices"][0]["message"]["content"])
+
+
+ASKED = [{"role": "user", "content": "What is on the tracker?"}]
+OTHERS = ["get_weather", "send_email"]
+
+
+@pytest.fixture(scope="module")
+def searching() -> Iterator[tuple[str, Any]]:
+    app = create_sim_app(turns=SEARCHING)
+    with ServerThread(app) as url:
+        yield url, app
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_withheld_tool_is_searched_for_then_called_once_offered(
+        searching: tuple[str, Any], route: str) -> None:
+    url, app = searching
+    first = httpx.post(url + route, json=_body(route, ASKED, _tools(route, OTHERS, search=True)))
+    assert _call(route, first.json())[:2] == (SEARCH_TOOL, {"query": FIND})
+    assert app.state.bills[-1].outcome == "search"
+    # The detour's round: the search answered, the tool now offered; the same turn comes.
+    detour = _answered(route, ASKED, first.json(), "These tools are now available: list_issues")
+    tools = _tools(route, [*OTHERS, "list_issues"], search=True)
+    second = httpx.post(url + route, json=_body(route, detour, tools)).json()
+    assert _call(route, second)[:2] == ("list_issues", ISSUES)
+    assert app.state.bills[-1].outcome == "scripted"
+    # What the client then sends has one answer (the search round is not in it): turn 2.
+    after = _answered(route, ASKED, second, "3 open")
+    third = httpx.post(url + route, json=_body(route, after, tools)).json()
+    assert _text(route, third) == "Three are open."
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_without_search_words_the_model_searches_for_the_users_text(route: str) -> None:
+    script = TurnScript.parse({"turns": [{"tool": "list_issues", "arguments": ISSUES}]})
+    with running_script(script) as url:
+        answer = httpx.post(url + route, json=_body(route, ASKED, _tools(route, OTHERS, search=True)))
+    assert _call(route, answer.json())[:2] == (SEARCH_TOOL, {"query": "What is on the tracker?"})
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_with_neither_the_tool_nor_a_search_tool_the_simulator_generates(
+        searching: tuple[str, Any], route: str) -> None:
+    url, app = searching
+    answer = httpx.post(url + route, json=_body(route, ASKED, _tools(route, OTHERS, search=False)))
+    assert answer.status_code == 200 and "Three" not in _text(route, answer.json())
+    assert app.state.bills[-1].outcome == "generated"
+
+
+@contextlib.contextmanager
+def running_script(script: TurnScript) -> Iterator[str]:
+    with ServerThread(create_sim_app(turns=script)) as url:
+        yield url
+
+
+def test_search_only_rounds_are_no_answers_on_any_route() -> None:
+    search_block = {"type": "tool_use", "id": "s", "name": SEARCH_TOOL, "input": {"query": "x"}}
+    real_block = {"type": "tool_use", "id": "r", "name": "list_issues", "input": {}}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "s"}]}
+    thinking = {"type": "thinking", "thinking": "...", "signature": "z"}
+    searched = [ASKED[0], {"role": "assistant", "content": [thinking, search_block]}, result]
+    assert answers_given("/v1/messages", {"messages": searched}) == 0
+    beside = [ASKED[0], {"role": "assistant", "content": [search_block, real_block]}, result]
+    assert answers_given("/v1/messages", {"messages": beside}) == 1  # a real call beside it
+    chat_search = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "s", "type": "function", "function": {"name": SEARCH_TOOL, "arguments": "{}"}}]}
+    chat = [ASKED[0], chat_search, {"role": "tool", "tool_call_id": "s", "content": "found"}]
+    assert answers_given("/v1/chat/completions", {"messages": chat}) == 0
+    said = {**chat_search, "content": "Looking."}
+    assert answers_given("/v1/chat/completions", {"messages": [ASKED[0], said]}) == 1
+    items = [ASKED[0], {"type": "reasoning", "summary": []},
+             {"type": "function_call", "call_id": "s", "name": SEARCH_TOOL, "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "s", "output": "found"},
+             {"type": "reasoning", "summary": []},
+             {"type": "function_call", "call_id": "r", "name": "list_issues", "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "r", "output": "3"}]
+    assert answers_given("/v1/responses", {"input": items}) == 1
+
+
+@pytest.mark.parametrize(("turn", "problem"), [
+    ({"text": "a", "search": "b"}, "'search' must be words, on a tool turn"),
+    ({"tool": "a", "search": ""}, "'search' must be words"),
+    ({"tool": "a", "search": 3}, "'search' must be words"),
+])
+def test_a_bad_search_names_the_turn(turn: JSON, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"turn 0: {problem}"):
+        TurnScript.parse({"turns": [turn]})
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_through_the_sidecar_the_search_is_a_detour_the_client_never_sees(route: str) -> None:
+    """The real detour: lazy tools withhold `list_issues`, the scripted model searches for it,
+    the sidecar answers the search and asks again, and the client gets the call."""
+    lazy = {"lazy": True, "mode": "search", "lazy_threshold_tokens": 0, "preload_k": 1}
+    everything = _tools(route, [*CATALOG], search=False)
+    with running_sim(turns=SEARCHING) as sim:
+        settings = settings_for(sim.url, plugins={"tools": lazy}, ledger={"enabled": False})
+        app = create_app(settings, engine=Engine.from_settings(settings))
+        with ServerThread(app) as url:
+            first = httpx.post(url + route, json=_body(route, ASKED, everything)).json()
+            after = _answered(route, ASKED, first, "3 open")
+            final = httpx.post(url + route, json=_body(route, after, everything)).json()
+        received = [json.loads(body) for body in sim.bodies]
+    assert _call(route, first)[:2] == ("list_issues", ISSUES)
+    assert SEARCH_TOOL not in json.dumps(first)
+    assert _text(route, final) == "Three are open."
+    offered_then = [offered(body) for body in received]
+    assert SEARCH_TOOL in offered_then[0] and "list_issues" not in offered_then[0]
+    assert {SEARCH_TOOL, "list_issues"} <= offered_then[1]
+    assert [bill.outcome for bill in sim.app.state.bills] == ["search", "scripted", "scripted"]

@@ -11,11 +11,12 @@ from tokenopt.sim.wire import Counts
 class Bill:
     """One answered request: who, which model, the usage reported, and how the model chose.
 
-    `outcome` is `generated` (no recorded answer), `recorded`, `search` (a
-    recorded tool was not offered, so the model called a function search
-    tool), `native_search` (the provider's server-side tool search loaded it
-    within this call), `client_search` (the model called a client-run
-    provider tool search) or `tool_miss` (not offered and not found).
+    `outcome` is `generated` (no recorded answer), `recorded`, `scripted` or
+    `structured` (`tokenopt sim --script`), `search` (a recorded or scripted
+    tool was not offered, so the model called a function search tool),
+    `native_search` (the provider's server-side tool search loaded it within
+    this call), `client_search` (the model called a client-run provider tool
+    search) or `tool_miss` (not offered and not found).
     """
 
     route: str

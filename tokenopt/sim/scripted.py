@@ -8,6 +8,11 @@
     arguments = { command = "echo hi" }             # ... with these arguments
 
     [[turns]]
+    tool = "mcp__github__list_issues"               # a tool the request may not carry:
+    search = "list the issues of a repository"      # what the model searches for it with
+    arguments = { owner = "acme", repo = "widgets" }
+
+    [[turns]]
     text = "The command printed hi."                # then answer with this text
 
 (or the same as JSON: `{"turns": [{"tool": ..., "arguments": {...}}, {"text": ...}]}`).
@@ -16,7 +21,14 @@ A request is matched to a turn by how many answers the model already gave in
 its conversation: assistant messages on Messages and Chat, runs of output items
 (reasoning, function calls, assistant messages) on Responses. So an agent that
 sends the whole history each time gets turn 1, then 2, and a retried request
-gets the same turn again. Requests the script does not speak to get what the
+gets the same turn again.
+
+When a turn's tool is not offered but a function search tool is (tokenopt's
+`tokenopt_search_tools` with lazy tools), the model searches first, as a real
+model would: it calls the search tool with the turn's `search` words (default:
+the latest user text), and answers with the turn once the tool is offered. A
+model turn that only searched is not an answer, so the re-issued request gets
+the same turn. Requests the script does not speak to get what the
 simulator says without a script: an agent's side requests (a title request with
 no tools, a structured output) and anything past the last turn. A structured
 output gets the smallest JSON its schema allows, so the agent can parse it.
@@ -37,11 +49,12 @@ from tokenopt import jsonio
 from tokenopt.dialects.base import as_dict, dicts
 from tokenopt.exceptions import ConfigError
 from tokenopt.sim.reply import Ask, Reply, ToolCall, minimal_value, plan_reply, seed_of, words
+from tokenopt.sim.script import SEARCH_TOOL_NAMES, latest_user_text, search_tool
 from tokenopt.sim.wire import tool_name
 from tokenopt.tokens import TokenCounter
 
 JSON = dict[str, Any]
-Outcome = Literal["scripted", "structured", "generated"]
+Outcome = Literal["scripted", "search", "structured", "generated"]
 # Responses input items the model wrote (everything else is the client's).
 _MODEL_ITEMS: Final = frozenset({
     "reasoning", "function_call", "custom_tool_call", "local_shell_call", "web_search_call",
@@ -52,11 +65,15 @@ _MODEL_ITEMS: Final = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One model answer: `text`, or a call of the tool named `tool` with `arguments`."""
+    """One model answer: `text`, or a call of the tool named `tool` with `arguments`.
+
+    `search`: the words the model searches with when `tool` is not offered.
+    """
 
     text: str | None = None
     tool: str | None = None
     arguments: JSON = field(default_factory=dict)
+    search: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +113,14 @@ class TurnScript:
             return _spoken(ask, seed_of(body), counter, text, None), "structured"
         index = answers_given(route, body)
         turn = self.turns[index] if index < len(self.turns) else None
-        if turn is None or (turn.tool is not None and turn.tool not in offered(body)):
+        if turn is not None and turn.tool is not None and turn.tool not in offered(body):
+            function = search_tool(route, body)
+            if function is not None:  # the model looks for the tool first, as a real one would
+                query = turn.search or latest_user_text(route, body)
+                call = ToolCall(function, jsonio.dumps({"query": query}).decode())
+                return _spoken(ask, seed_of(body), counter, "", call), "search"
+            turn = None
+        if turn is None:
             return plan_reply(ask, seed_of(body), counter, reply_tokens), "generated"
         if turn.tool is not None:
             call = ToolCall(turn.tool, jsonio.dumps(turn.arguments).decode())
@@ -108,7 +132,8 @@ def _turn(index: int, entry: Any) -> Turn:
     if not isinstance(entry, dict):
         raise ConfigError(f"turn {index}: expected a table")
     text, tool, arguments = entry.get("text"), entry.get("tool"), entry.get("arguments", {})
-    unknown = set(entry) - {"text", "tool", "arguments"}
+    search = entry.get("search")
+    unknown = set(entry) - {"text", "tool", "arguments", "search"}
     if unknown:
         raise ConfigError(f"turn {index}: unknown key {min(unknown)!r}")
     if (text is None) == (tool is None):
@@ -119,7 +144,9 @@ def _turn(index: int, entry: Any) -> Turn:
         raise ConfigError(f"turn {index}: 'tool' must be a tool name")
     if not isinstance(arguments, dict):
         raise ConfigError(f"turn {index}: 'arguments' must be a table")
-    return Turn(text, tool, arguments)
+    if search is not None and not (tool is not None and isinstance(search, str) and search):
+        raise ConfigError(f"turn {index}: 'search' must be words, on a tool turn")
+    return Turn(text, tool, arguments, search)
 
 
 def _spoken(ask: Ask, seed: bytes, counter: TokenCounter, text: str,
@@ -136,23 +163,63 @@ def _spoken(ask: Ask, seed: bytes, counter: TokenCounter, text: str,
 
 
 def answers_given(route: str, body: JSON) -> int:
-    """How many answers the model already gave in this conversation (runs of its turns)."""
+    """How many answers the model already gave in this conversation (runs of its turns).
+
+    A run that only searched for tools is no answer: it is a search detour's round,
+    which the client never sees, and the turn it searched for is still to come.
+    """
     if route == "/v1/responses":
         items = body.get("input")
-        return _runs(_is_model_item(item) for item in dicts(items)) if isinstance(items, list) else 0
-    return _runs(message.get("role") == "assistant" for message in dicts(body.get("messages")))
+        return _answers(map(_item_kind, dicts(items))) if isinstance(items, list) else 0
+    return _answers(map(_message_kind, dicts(body.get("messages"))))
 
 
-def _is_model_item(item: JSON) -> bool:
+# What a message or input item is: the client's (None), or the model's: a search call,
+# reasoning, or anything else it said.
+Kind = Literal["search", "aside", "said"] | None
+
+
+def _message_kind(message: JSON) -> Kind:
+    if message.get("role") != "assistant":
+        return None
+    content = message.get("content")
+    if not isinstance(content, list):  # Chat: its text (or null) beside its tool calls
+        calls = {as_dict(call.get("function")).get("name")
+                 for call in dicts(message.get("tool_calls"))}
+        return "search" if calls and calls <= SEARCH_TOOL_NAMES and not content else "said"
+    kinds = {_block_kind(block) for block in dicts(content)}
+    return "search" if kinds == {"search"} or kinds == {"search", "aside"} else "said"
+
+
+def _block_kind(block: JSON) -> Kind:
+    kind = block.get("type")
+    if kind == "tool_use" and block.get("name") in SEARCH_TOOL_NAMES:
+        return "search"
+    if kind in ("thinking", "redacted_thinking") or (kind == "text" and not block.get("text")):
+        return "aside"
+    return "said"
+
+
+def _item_kind(item: JSON) -> Kind:
     kind = item.get("type", "message")
-    return kind in _MODEL_ITEMS or (kind == "message" and item.get("role") == "assistant")
+    if kind == "function_call" and item.get("name") in SEARCH_TOOL_NAMES:
+        return "search"
+    if kind == "reasoning":
+        return "aside"
+    if kind in _MODEL_ITEMS or (kind == "message" and item.get("role") == "assistant"):
+        return "said"
+    return None
 
 
-def _runs(flags: Iterable[bool]) -> int:
-    count, previous = 0, False
-    for flag in flags:
-        count += flag and not previous
-        previous = flag
+def _answers(kinds: Iterable[Kind]) -> int:
+    """Runs of the model's items, less those that only searched (reasoning aside)."""
+    count, run = 0, set[Kind]()
+    for kind in [*kinds, None]:
+        if kind is not None:
+            run.add(kind)
+            continue
+        count += bool(run) and not ("search" in run and "said" not in run)
+        run = set()
     return count
 
 
