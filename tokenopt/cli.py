@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenopt.exceptions import ConfigError, TokenOptError
+from tokenopt.redaction import redact_query
 from tokenopt.serving import bind, run, server_for, url_of
 from tokenopt.settings import Settings
 
@@ -134,7 +135,8 @@ async def _serve_async(settings: Settings, host: str, port: int, log_level: str)
         servers.append((server_for(create_sim_app()), sim_sock))
     sock = bind(host, port)
     servers.append((server_for(create_app(settings), **_server_logs(log_level)), sock))
-    logger.info("tokenopt sidecar on %s -> %s", url_of(sock), settings.upstream.url)
+    logger.info("tokenopt sidecar on %s -> %s", url_of(sock),
+                redact_query(settings.upstream.url or ""))
     await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
 
 

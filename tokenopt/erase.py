@@ -78,7 +78,7 @@ async def erase_configured(settings: Settings, tenant: str) -> Erased:
     else:
         store_name = ("no shared store (in-process state lives in each sidecar: "
                       "DELETE /tokenopt/tenants/<id> there, or restart it)")
-        ledger_name = f"sqlite at {path}" if ledger is not None else f"nothing (no ledger at {path})"
+        ledger_name = f"sqlite at {path}" if ledger else f"nothing (no ledger at {path})"
     try:
         return await erase(tenant, store, ledger, store_name=store_name, ledger_name=ledger_name)
     finally:

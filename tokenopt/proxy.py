@@ -130,6 +130,7 @@ async def _erase_tenant(request: Request, engine: Engine, token: str | None) -> 
         return _admin_error(400, str(exc))
     except StoreUnavailable as exc:
         return _admin_error(503, f"not erased: {exc}")
+    engine.recent.forget(erased.tenant)
     logger.info("erased tenant %s: %d store keys, %d ledger entries",
                 erased.tenant, erased.store_keys, erased.ledger_entries)
     return JSONResponse(erased.as_json())

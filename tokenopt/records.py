@@ -55,6 +55,13 @@ class RecentRecords:
         self.records: deque[ExchangeRecord] = deque(maxlen=maxlen)
         self.counters: Counter[str] = Counter()
 
+    def forget(self, tenant: str) -> int:
+        """Drop `tenant`'s records (an erase); return how many. Counters are totals, kept."""
+        kept = [record for record in self.records if record.tenant != tenant]
+        dropped = len(self.records) - len(kept)
+        self.records = deque(kept, maxlen=self.records.maxlen)
+        return dropped
+
     async def write(self, record: ExchangeRecord) -> None:
         self.records.append(record)
         self.counters["requests"] += 1

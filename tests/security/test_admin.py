@@ -59,6 +59,7 @@ def test_admin_endpoints_refuse_without_the_right_token(sidecar: Sidecar, endpoi
 
 
 def test_the_right_token_opens_both(sidecar: Sidecar) -> None:
+    assert any(record.tenant == TENANT for record in sidecar.engine.recent.records)
     with httpx.Client(base_url=sidecar.url) as client:
         shown = ENDPOINTS["report"](client, {"authorization": f"bearer {ADMIN}"})
         erased = ENDPOINTS["erase"](client, {"authorization": f"Bearer {ADMIN}"})
@@ -68,6 +69,7 @@ def test_the_right_token_opens_both(sidecar: Sidecar) -> None:
     assert shown.status_code == 200 and shown.json()["totals"]["requests"] == 1
     assert erased.status_code == 200 and erased.json()["ledger_entries"] == 1
     assert requests_in_ledger(sidecar) == 0
+    assert all(record.tenant != TENANT for record in sidecar.engine.recent.records)
     assert bad_id.status_code == 400 and "sk-not-an-id" not in bad_id.text  # never echoed
 
 

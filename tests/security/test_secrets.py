@@ -1,4 +1,4 @@
-"""Planted credentials never reach anything tokenopt writes: logs, ledger, recording, reports, Redis.
+"""Planted credentials never reach what tokenopt writes: logs, ledger, recording, reports, Redis.
 
 `tokenopt serve` runs as a child process at debug level (its whole output to one
 file), with recording, the ledger, the live report and every built-in plugin on,

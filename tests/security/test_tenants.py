@@ -77,7 +77,8 @@ class Stored:
         """Whether any Redis key or value names `tenant` (False on the in-process store)."""
         if self.redis_url is None:
             return False
-        return tenant.encode() in redis_dump(redis.Redis.from_url(self.redis_url), self.prefix + "*")
+        client = redis.Redis.from_url(self.redis_url)
+        return tenant.encode() in redis_dump(client, self.prefix + "*")
 
 
 @pytest.fixture(params=["memory", "redis"])
