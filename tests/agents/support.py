@@ -154,7 +154,9 @@ def run_session(tmp: Path, *, script: Path, agent: list[str], env: dict[str, str
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=AGENT_TIMEOUT,
             check=False)
         lines = _read_lines(journal)
-        calls = sum(line["kind"] == "bill" for line in lines)
+        # A search round is answered inside the sidecar (lazy tools' detour), which asks
+        # again in the same exchange: the agent made one call fewer.
+        calls = sum(line["kind"] == "bill" and line["outcome"] != "search" for line in lines)
         # The sidecar records and prices after each response: wait for the last one.
         sent = wait_for(lambda: _at_least(_read_lines(record), calls), "the sidecar's record")
         entries = wait_for(lambda: _at_least(_ledger(ledger), calls), "the ledger")
