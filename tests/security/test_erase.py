@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from redis.asyncio import Redis
 
 from tests.integration.support import Sim
 from tests.plugins.tools.corpus import in_form, mcp_tools
@@ -25,7 +26,8 @@ from tests.redis_server import RedisCluster, RedisServer
 from tests.security.support import chat_body, redis_dump, shipped_sidecar
 from tokenopt.cli import main
 from tokenopt.identity import tenant_of
-from tokenopt.ledger import open_ledger
+from tokenopt.ledger import SqliteLedger, open_ledger
+from tokenopt.ledger.redis import RedisLedger
 from tokenopt.settings import Settings
 from tokenopt.store import RedisStore, open_store
 
@@ -163,3 +165,35 @@ async def test_on_redis_cluster_the_tenants_keys_are_found_on_every_node() -> No
             await store.aclose()
     assert erased == 60 and left_a == [None] * 30 and left_b == [b"state"] * 30
 
+
+
+@pytest.mark.anyio
+async def test_day_lists_left_by_earlier_versions_are_erased_too(
+    redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"legacy-{uuid.uuid4().hex[:8]}:"
+    rows = [json.dumps({"ts": 1.0, "tenant": TENANTS[name], "id": f"{name}{i}"})
+            for name in ("a", "b") for i in range(2)]
+    client = Redis.from_url(redis_url)
+    await client.rpush(f"{prefix}ledger:2026-01-01", *rows)
+    ledger = RedisLedger(client, key_prefix=prefix, retention_days=90,
+                         local=SqliteLedger(tmp_path / "spool.sqlite"))
+    try:
+        erased = await ledger.erase_tenant(TENANTS["a"])
+        left = await client.lrange(f"{prefix}ledger:2026-01-01", 0, -1)
+    finally:
+        await ledger.aclose()
+        await client.aclose()
+    assert erased == 2 and [json.loads(raw)["tenant"] for raw in left] == [TENANTS["b"]] * 2
+
+
+def test_the_erase_endpoint_answers_503_when_redis_is_down(
+    sim: Sim, make_redis_server: Callable[..., RedisServer]
+) -> None:
+    server = make_redis_server()
+    with shipped_sidecar(sim.url, store={"redis_url": server.url},
+                         admin={"token": "admin-503"}) as sidecar:
+        server.stop()
+        answer = httpx.delete(f"{sidecar.url}/tokenopt/tenants/{TENANTS['a']}",
+                              headers={"authorization": "Bearer admin-503"}, timeout=30)
+    assert answer.status_code == 503 and "not erased" in answer.json()["error"]["message"]
