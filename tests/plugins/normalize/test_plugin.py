@@ -311,3 +311,17 @@ async def test_the_ttl_follows_the_conversations_cadence_on_the_contexts_clock()
 
     # First turn: no cadence yet. Ten minutes later: a 5-minute entry would have expired.
     assert [await ttl_after(0), await ttl_after(600), await ttl_after(60)] == ["5m", "1h", "5m"]
+
+
+async def test_a_change_among_tools_sharing_a_name_is_named_not_a_failure() -> None:
+    # Found by benchmarks/fuzz.py: the per-name comparison found no difference and raised.
+    route = "/v1/chat/completions"
+    harness = Harness()
+    base = request(route, TOOLS)
+    first = base["tools"][0]
+    twin = copy.deepcopy(first)
+    twin["function"]["description"] = "Another tool by the same name."
+    await harness.send(route, {**base, "tools": [first, twin]}, conversation="twins")
+    _, notes = await harness.send(route, {**base, "tools": [twin, twin]}, conversation="twins")
+
+    assert notes["cache_break"]["cause"] == "tools sharing a name changed"

@@ -100,7 +100,10 @@ def _tool_break(old: list[tuple[str, str, str]], new: list[tuple[str, str, str]]
             return Break("tools", f"tool schema changed: {name}", index)
     if [n for n, _, _ in old] != [n for n, _, _ in new]:
         return Break("tools", "tool order changed", 0)
-    index, name = next((i, n) for i, (n, raw, _) in enumerate(new) if by_name[n][0] != raw)
+    found = next(((i, n) for i, (n, raw, _) in enumerate(new) if by_name[n][0] != raw), None)
+    if found is None:  # tools sharing a name: `by_name` holds one of each, so it cannot say which
+        return Break("tools", "tools sharing a name changed", 0)
+    index, name = found
     return Break("tools", f"tool schema re-serialised (key order): {name}", index)
 
 
