@@ -1,9 +1,12 @@
 """Tokens and cost per request for each agent's scripted session, with and without tokenopt.
 
-    python -m tests.agents.measure [DIR]
+    python -m tests.agents.measure [--mcp] [DIR]
 
 Runs the sessions of tests/agents (sidecar with the default config, with every plugin
 off, and with the thinking budget), then prints one Markdown row per ledger entry.
+With `--mcp`, the sessions with 161 MCP tools instead (tests/agents/lazy_tools.py):
+the default config (lazy tools off), lazy tools on, and every plugin off. A ledger
+entry is one exchange of the agent's: a search detour's calls are summed in it.
 The session directories have names of equal length, so the paths in the prompts
 tokenise alike. DIR (default: a fresh temporary directory) keeps every file.
 """
@@ -14,10 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.agents import test_claude_code, test_codex
+from tests.agents import lazy_tools, test_claude_code, test_codex
 from tests.agents.support import BUDGET, PASSTHROUGH, Session
 
 RUNS = {"tokenopt": "", "plugoff": PASSTHROUGH, "budget_": BUDGET}  # equal-length names
+MCP_RUNS = {"lazyoff": "", "lazyon_": lazy_tools.LAZY, "plugoff": PASSTHROUGH}
 
 
 def session(agent: str, mode: str, root: Path) -> Session:
@@ -37,28 +41,48 @@ def session(agent: str, mode: str, root: Path) -> Session:
                               "--dangerously-bypass-approvals-and-sandbox", test_codex.PROMPT])
 
 
+def mcp_session(agent: str, mode: str, root: Path) -> Session:
+    tmp = root / f"{agent}-mcp-{mode}"
+    tmp.mkdir()
+    run = lazy_tools.claude_run if agent == "claude" else lazy_tools.codex_run
+    return run(tmp, MCP_RUNS[mode]).session
+
+
 def main(argv: list[str]) -> int:
+    mcp = "--mcp" in argv
+    argv = [arg for arg in argv if arg != "--mcp"]
     root = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="agents-"))
+    runs, start = (MCP_RUNS, mcp_session) if mcp else (RUNS, session)
     print("| Agent | Run | Request | Model | Input | Cached | Cache write | Output | Reasoning "
-          "| Cost | Cost before (estimate) | Cache break |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "| Cost | Cost before (estimate) | Detours | Cache break |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| --- |")
     for agent in ("claude", "codex"):
-        for mode in RUNS:
-            done = session(agent, mode, root)
+        for mode in runs:
+            done = start(agent, mode, root)
             if done.result.returncode != 0:
                 print(f"{agent} {mode} failed: {done.result.stderr}", file=sys.stderr)
                 return 1
-            total = 0.0
-            for index, e in enumerate(sorted(done.ledger, key=lambda e: e.ts), 1):
-                total += e.cost_usd_after
-                figures = (e.input_tokens, e.cached_input_tokens, e.cache_write_tokens,
-                           e.output_tokens, e.reasoning_tokens)
-                print(f"| {agent} | {mode} | {index} | {e.model} | "
-                      + " | ".join(f"{n:,}" for n in figures)
-                      + f" | ${e.cost_usd_after:.5f} | ${e.cost_usd_before:.5f} | {e.cache_break or ''} |")
-            print(f"| {agent} | {mode} | total | | | | | | | ${total:.5f} | | |")
+            rows(agent, mode, done)
     print(f"files: {root}", file=sys.stderr)
     return 0
+
+
+def rows(agent: str, mode: str, done: Session) -> None:
+    """One row per ledger entry, then the session's totals."""
+    total = [0] * 5
+    cost = 0.0
+    for index, e in enumerate(sorted(done.ledger, key=lambda e: e.ts), 1):
+        cost += e.cost_usd_after
+        figures = (e.input_tokens, e.cached_input_tokens, e.cache_write_tokens,
+                   e.output_tokens, e.reasoning_tokens)
+        total = [a + b for a, b in zip(total, figures, strict=True)]
+        print(f"| {agent} | {mode} | {index} | {e.model} | "
+              + " | ".join(f"{n:,}" for n in figures)
+              + f" | ${e.cost_usd_after:.5f} | ${e.cost_usd_before:.5f} | {e.search_detours} "
+              f"| {e.cache_break or ''} |")
+    print(f"| {agent} | {mode} | total | | " + " | ".join(f"{n:,}" for n in total)
+          + f" | ${cost:.5f} | | | |")
 
 
 if __name__ == "__main__":
