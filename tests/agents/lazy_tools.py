@@ -23,7 +23,7 @@ SERVER_SCRIPT = Path(__file__).with_name("mcp_server.py")
 SERVERS = ("github", "playwright", "filesystem")  # 117 + 32 + 12 tools
 TARGET = ("github", "list_issues")  # what the scripted turn calls
 # What the user asks shares no word with the target tool: preloading must miss it.
-PROMPT = "What is open on the tracker for acme/widgets? Tell me briefly."
+PROMPT = "How is acme/widgets doing? Tell me briefly."
 FINAL = "Scripted answer: acme/widgets has open issues."
 ARGUMENTS = {"owner": "acme", "repo": "widgets", "state": "OPEN"}
 SEARCH = "list issues in a GitHub repository"
