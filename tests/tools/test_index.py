@@ -174,3 +174,41 @@ def test_the_whole_corpus_indexes() -> None:
     assert len(set(index.names)) == len(index.names)
     hits = index.search("get the current weather forecast for a city", 10)
     assert len(hits) == 10 and all(name in set(index.names) for name in hits)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("save it as Markdown to /root/markdown/report.md", {"file", "path"}),
+    ("read data.csv and chart it", {"file", "path"}),
+    ("open C:\\Users\\me\\notes", {"file"}),
+    ("summarise https://www.apple.com/iphone-16/", {"url", "web"}),
+    ("write to bob@example.com", {"email"}),
+    ("what is 3/4 of 12, and/or the U.S. rate", set()),
+])
+def test_a_path_url_or_address_in_the_request_asks_for_its_kind_of_tool(
+        text: str, named: set[str]) -> None:
+    from tokenopt.tools.expand import ENTITY_WEIGHT, query_weights
+    from tokenopt.tools.text import stem
+
+    weights = query_weights(text)
+    for word in named:
+        assert weights[stem(word)] >= ENTITY_WEIGHT
+    if not named:
+        assert not {stem(w) for w in ("file", "path", "url", "email")} & set(weights)
+
+
+def test_a_request_naming_a_path_but_no_file_word_finds_the_file_tool() -> None:
+    tools = [WEATHER, FILES, {"name": "get_markdown_guide",
+                              "description": "Markdown syntax reference.", "input_schema": {}}]
+    assert ToolIndex(tools).search("put the notes in /root/notes/today.txt", 1) == ["read_file"]
+
+
+def test_api_words_for_what_people_say_bridge_the_vocabulary() -> None:
+    listing = {"name": "list_directory", "description": "List the entries of a directory.",
+               "input_schema": {}}
+    clock = {"name": "get_current_time", "description": "Current time in a timezone.",
+             "input_schema": {}}
+    calc = {"name": "calculate", "description": "Evaluate a math expression.", "input_schema": {}}
+    index = ToolIndex([WEATHER, listing, clock, calc])
+    assert index.search("what is in my music folder", 1) == ["list_directory"]
+    assert index.search("book a hotel for tomorrow", 1) == ["get_current_time"]
+    assert index.search("estimate what 9.5 g of gold is worth", 1) == ["calculate"]
