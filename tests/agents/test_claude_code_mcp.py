@@ -99,5 +99,11 @@ def test_the_ledger_prices_each_exchange_with_its_detour(run: McpRun) -> None:
     summed = [sum(column) for column in zip(*map(usage_of_entry, ledger), strict=True)]
     assert summed == [sum(column) for column in zip(*map(usage_of_bill, bills), strict=True)]
     assert usage_of_entry(ledger[1]) == usage_of_bill(bills[2])
+    # ... and the entry keeps each upstream call's usage, as the simulator billed it.
+    calls = ledger[0].plugins["tools"]["calls"]
+    assert [(c["cache_read_input_tokens"], c["cache_creation_input_tokens"], c["output_tokens"])
+            for c in calls] == [(b["counts"]["cached_tokens"], b["counts"]["cache_write_tokens"],
+                                 b["counts"]["output_tokens"]) for b in bills[:2]]
+    assert ledger[0].detour_cost_usd > 0
     assert all(entry.tokens_after["tools"] < entry.tokens_before["tools"] // 3
                for entry in ledger)
