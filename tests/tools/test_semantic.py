@@ -44,7 +44,7 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
 
 @pytest.mark.parametrize(("query", "tool"), [
     ("multiply these two numbers for me", "calculator__calculate"),
-    ("what day is it today in Tokyo", "time__get_current_time"),
+    ("is it morning or night in Tokyo right now", "time__get_current_time"),
 ])
 def test_a_tool_sharing_no_word_with_the_request_is_found_by_meaning(query: str,
                                                                      tool: str) -> None:

@@ -296,7 +296,7 @@ def test_a_search_first_turn_reaches_the_client_as_one_clean_answer(route: str,
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_first_search_that_misses_takes_one_more_round(route: str) -> None:
     target = RANKS[PRELOAD + 1]  # the first search (k=1) returns the tool ranked before it
-    with front(search_k=1) as f:
+    with front(search_k=1, search_rounds=2) as f:
         f.sim.app.state.script.add("turn-1", recorded_call(route, target, ARGS))
         got = DRIVERS[route](f.url, body_for(route, [{"role": "user", "content": QUERY}]),
                              {"x-sim-recorded": "turn-1"}, True)

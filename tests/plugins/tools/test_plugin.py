@@ -240,3 +240,27 @@ async def test_the_tools_breakpoint_ends_the_tools_forwarded(settings: dict[str,
     marked = [i for i, t in enumerate(forwarded["tools"]) if "cache_control" in t]
     assert marked == [len(forwarded["tools"]) - 1]
     assert forwarded["tools"][-1]["cache_control"] == plain["tools"][-1]["cache_control"]
+
+
+# what preloading searches for ------------------------------------------------------------------
+
+
+def follow_up(route: str, first: str, reply: str) -> list[JSON]:
+    """An earlier request answered in text, then a short follow-up from the user."""
+    return [{"role": "user", "content": first}, {"role": "assistant", "content": "Shall I?"},
+            {"role": "user", "content": reply}]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_a_short_follow_up_preloads_for_the_request_before_it(route: str) -> None:
+    key = "input" if route == "/v1/responses" else "messages"
+    system = [] if route != "/v1/chat/completions" else [{"role": "system", "content": "Be brief."}]
+    sent = {**body(route), key: [*system, *follow_up(route, Q2, "yes, go ahead")]}
+    _, notes = await Forwarder(**LAZY).send(route, sent)
+    assert set(ranked(TOOLS, Q2, 3)) <= set(notes["lazy"]["preloaded"])
+
+    # A follow-up that says enough on its own is searched alone.
+    alone = "Open a pull request on GitHub that merges my feature branch into main, please"
+    sent = {**body(route), key: [*system, *follow_up(route, Q2, alone)]}
+    _, notes = await Forwarder(**LAZY).send(route, sent, conversation="conv-2")
+    assert set(notes["lazy"]["preloaded"]) == set(ranked(TOOLS, alone, 3))

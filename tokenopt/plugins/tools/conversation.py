@@ -1,6 +1,7 @@
 """What a conversation tells the tools plugin, read from each dialect's messages.
 
-The latest user text is what preloading searches for; tools already called
+The latest user text is what preloading searches for (with the turn before it when
+it says too little on its own: "yes, go ahead", "do the same for Paris"); tools already called
 and tools named by `tool_choice` must stay offered; client-side tool search
 (deferred tools, a provider search tool) means the client manages its tools,
 and tokenopt then leaves them alone.
@@ -11,27 +12,49 @@ from __future__ import annotations
 from typing import Any
 
 from tokenopt.dialects.base import RequestView, dicts
+from tokenopt.tools.text import tokens
 
 CLIENT_SEARCH_TYPES = frozenset({
     "tool_search", "tool_search_tool_regex_20251119", "tool_search_tool_bm25_20251119",
     "mcp_toolset", "namespace",
 })
 
+# A latest user turn with fewer content words than this is read with the one before it.
+SHORT_TURN_TERMS = 4
 
 
 def latest_user_text(view: RequestView) -> str:
     """The text of the newest user turn that has text (tool results are not what was asked)."""
-    for message in reversed(dicts(view.messages)):
+    texts = user_texts(view)
+    return texts[-1] if texts else ""
+
+
+def preload_query(view: RequestView) -> str:
+    """What preloading searches for: the latest user text, and the user turn before it
+    when the latest says too little to rank tools by ("yes, please", "and for Paris?")."""
+    texts = user_texts(view)
+    if not texts:
+        return ""
+    if len(texts) > 1 and len(tokens(texts[-1])) < SHORT_TURN_TERMS:
+        return f"{texts[-2]}\n{texts[-1]}"
+    return texts[-1]
+
+
+def user_texts(view: RequestView) -> list[str]:
+    """The text of each user turn that has text, oldest first."""
+    found: list[str] = []
+    for message in dicts(view.messages):
         if message.get("role") != "user":
             continue
         content = message.get("content")
         if isinstance(content, str):
-            return content
+            found.append(content)
+            continue
         texts = [str(p["text"]) for p in dicts(content) if isinstance(p.get("text"), str)
                  and p.get("type") in ("text", "input_text")]
         if texts:
-            return "\n".join(texts)
-    return ""
+            found.append("\n".join(texts))
+    return found
 
 
 def called_tools(view: RequestView) -> list[str]:

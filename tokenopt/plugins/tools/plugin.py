@@ -31,7 +31,7 @@ from tokenopt.plugins.tools.conversation import (
     called_tools,
     chosen_tools,
     client_searches,
-    latest_user_text,
+    preload_query,
 )
 from tokenopt.plugins.tools.dedupe import dedupe
 from tokenopt.plugins.tools.detour import SearchDetour
@@ -103,7 +103,7 @@ class ToolsPlugin:
             ctx.notes["lazy"] = {"strategy": "keep", **state.reason, "tool_tokens": total}
             return view
         present = [name for name in pinned if name in catalog]
-        preload = find(catalog.index, latest_user_text(view), self.settings.preload_k,
+        preload = find(catalog.index, preload_query(view), self.settings.preload_k,
                        siblings=self.settings.siblings, near=called)
         new = [name for name in dict.fromkeys([*present, *preload]) if name not in state.loaded]
         state.loaded += new
