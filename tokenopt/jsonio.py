@@ -16,13 +16,13 @@ from typing import Any, Final
 import msgspec
 import xxhash
 
-from tokenopt.memo import LRU
+from tokenopt.memo import CONTENT_BUDGET, LRU
 
 _decode: Final = msgspec.json.Decoder().decode
 _members: Final = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _items: Final = msgspec.json.Decoder(list[msgspec.Raw]).decode
 # Tool entries by the digest of their bytes: an agent resends the same tools every turn.
-_TOOL_ENTRIES: Final[LRU[Any]] = LRU(8192)
+_TOOL_ENTRIES: Final[LRU[Any]] = LRU(8192, CONTENT_BUDGET)
 _encode: Final = msgspec.json.Encoder().encode
 _encode_sorted: Final = msgspec.json.Encoder(order="sorted").encode
 
@@ -72,7 +72,12 @@ def loads_request(data: bytes) -> Any:
 def _tool_entry(raw: msgspec.Raw) -> Any:
     key = xxhash.xxh3_128_intdigest(raw)
     found = _TOOL_ENTRIES.get(key)
-    return found if found is not None else _TOOL_ENTRIES.put(key, _decode(raw))
+    return found if found is not None else _TOOL_ENTRIES.put(key, _decode(raw), len(raw))
+
+
+def size_of(value: Any) -> int:
+    """The bytes of `value` as compact JSON: what a memo of it keeps alive, roughly."""
+    return len(_encode(value))
 
 
 def dumps(value: Any) -> bytes:

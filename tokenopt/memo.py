@@ -2,38 +2,65 @@
 
 Agents resend the same tool set on every turn, so work done on it once (canonical forms,
 dedupe, breakpoint marks) is looked up afterwards instead of redone.
+
+Tables that hold request content are bounded by its bytes as well as by count: a client
+sending large tools that never repeat must not grow the process (each put names the
+bytes its value holds, the size of the JSON it was computed from).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 V = TypeVar("V")
 
 
-class LRU(Generic[V]):
-    """At most `kept` values by key, the least recently used dropped first."""
+MiB: Final = 1 << 20
+CONTENT_BUDGET: Final = 32 * MiB  # per table of request content
+TABLES: Final[list[LRU[Any]]] = []  # every table made, for tests and accounting
 
-    def __init__(self, kept: int) -> None:
+
+class LRU(Generic[V]):
+    """At most `kept` values and `max_bytes` of their sizes, least recently used dropped first.
+
+    A value larger than the whole budget is returned but not kept.
+    """
+
+    def __init__(self, kept: int, max_bytes: int | None = None) -> None:
         self.kept = kept
-        self._table: OrderedDict[Hashable, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._table: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+        TABLES.append(self)
+
+    def __len__(self) -> int:
+        return len(self._table)
 
     def get(self, key: Hashable) -> V | None:
         found = self._table.get(key)
-        if found is not None:
-            self._table.move_to_end(key)
-        return found
+        if found is None:
+            return None
+        self._table.move_to_end(key)
+        return found[0]
 
-    def put(self, key: Hashable, value: V) -> V:
-        self._table[key] = value
-        if len(self._table) > self.kept:
-            self._table.popitem(last=False)
+    def put(self, key: Hashable, value: V, size: int = 0) -> V:
+        budget = self.max_bytes
+        if budget is not None and size > budget:
+            return value
+        old = self._table.pop(key, None)
+        if old is not None:
+            self.size -= old[1]
+        self._table[key] = (value, size)
+        self.size += size
+        while len(self._table) > self.kept or (budget is not None and self.size > budget):
+            self.size -= self._table.popitem(last=False)[1][1]
         return value
 
     def clear(self) -> None:
         self._table.clear()
+        self.size = 0
 
 
 class ByIdentity(Generic[V]):
@@ -43,15 +70,22 @@ class ByIdentity(Generic[V]):
     is alive and is the one stored.
     """
 
-    def __init__(self, kept: int) -> None:
-        self._table: LRU[tuple[Any, V]] = LRU(kept)
+    def __init__(self, kept: int, max_bytes: int | None = None) -> None:
+        self._table: LRU[tuple[Any, V]] = LRU(kept, max_bytes)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    @property
+    def size(self) -> int:
+        return self._table.size
 
     def get(self, obj: object, *extra: Hashable) -> V | None:
         hit = self._table.get((id(obj), *extra))
         return hit[1] if hit is not None and hit[0] is obj else None
 
-    def put(self, obj: object, value: V, *extra: Hashable) -> V:
-        self._table.put((id(obj), *extra), (obj, value))
+    def put(self, obj: object, value: V, *extra: Hashable, size: int = 0) -> V:
+        self._table.put((id(obj), *extra), (obj, value), size)
         return value
 
     def clear(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 from tokenopt import jsonio
 from tokenopt._sse import SSEEvent
 from tokenopt.identity import TASK_HEADER, TENANT_HEADER, conversation_of
-from tokenopt.memo import ByIdentity
+from tokenopt.memo import CONTENT_BUDGET, ByIdentity
 
 JSON = dict[str, Any]
 
@@ -241,10 +241,13 @@ def written_tools(tools: list[Tool], write: Callable[[Tool], JSON]) -> list[JSON
     and replace containers rather than edit them, so a list seen before is written alike.
     """
     found = _WRITTEN.get(tools, write)
-    return found if found is not None else _WRITTEN.put(tools, [write(t) for t in tools], write)
+    if found is None:
+        found = [write(t) for t in tools]
+        _WRITTEN.put(tools, found, write, size=jsonio.size_of(found))
+    return found
 
 
-_WRITTEN: ByIdentity[list[JSON]] = ByIdentity(256)
+_WRITTEN: ByIdentity[list[JSON]] = ByIdentity(256, CONTENT_BUDGET)
 
 
 def set_or_drop(target: JSON, key: str, value: Any) -> None:

@@ -16,7 +16,7 @@ import xxhash
 
 from tokenopt import jsonio
 from tokenopt.dialects.base import Tool
-from tokenopt.memo import LRU, ByIdentity
+from tokenopt.memo import CONTENT_BUDGET, LRU, ByIdentity
 
 # Cache markers are placement, not content: normalize decides where they go.
 MARKERS = ("cache_control",)
@@ -54,13 +54,13 @@ def _digest(data: bytes) -> str:
 # Forms by the digest of the tool's bytes as sent: MCP clients resend the same tools on
 # every call, so the sort and parse run once per distinct tool, and a request pays one
 # serialisation and one hash per tool.
-_BY_CONTENT: LRU[ToolForms] = LRU(8192)
+_BY_CONTENT: LRU[ToolForms] = LRU(8192, CONTENT_BUDGET)
 # Forms by the identity of the entry they were read from: request entries shared by
 # `jsonio.loads_request` and the canonical entries above live on across requests, so
 # reading them again (the next turn, or the `tools` plugin) is a lookup.
-_BY_IDENTITY: ByIdentity[ToolForms] = ByIdentity(4096)
+_BY_IDENTITY: ByIdentity[ToolForms] = ByIdentity(4096, CONTENT_BUDGET)
 # Canonical tool lists by tool-set digest and sort flag; tool-set token counts by model.
-_CANONICAL: LRU[list[Tool]] = LRU(256)
+_CANONICAL: LRU[list[Tool]] = LRU(256, CONTENT_BUDGET)
 _TOKENS: LRU[int] = LRU(256)
 
 
@@ -69,7 +69,8 @@ def tool_forms(tools: list[Tool]) -> list[ToolForms]:
     for tool in tools:
         form = _BY_IDENTITY.get(tool.raw)
         if form is None:  # entries live on when `jsonio.loads_request` shares them
-            form = _BY_IDENTITY.put(tool.raw, _forms_of(jsonio.dumps(tool.raw)))
+            sent = jsonio.dumps(tool.raw)
+            form = _BY_IDENTITY.put(tool.raw, _forms_of(sent), size=len(sent))
         forms.append(form)
     return forms
 
@@ -84,8 +85,14 @@ def _forms_of(sent: bytes) -> ToolForms:
     canonical, digest = text.decode(), _digest(text)
     form = ToolForms(sent.decode(), key, canonical, digest, jsonio.loads(text))
     # The canonical entry, as sent, is its own canonical form.
-    _BY_IDENTITY.put(form.value, ToolForms(canonical, digest, canonical, digest, form.value))
-    return _BY_CONTENT.put(key, form)
+    _BY_IDENTITY.put(form.value, ToolForms(canonical, digest, canonical, digest, form.value),
+                     size=len(text))
+    return _BY_CONTENT.put(key, form, 3 * len(sent))  # the text as sent, canonical, parsed
+
+
+def set_bytes(forms: list[ToolForms]) -> int:
+    """The bytes of a tool set's canonical texts: what a memo of the set keeps alive."""
+    return sum(len(form.text) for form in forms)
 
 
 def set_digest(forms: list[ToolForms]) -> str:
@@ -131,4 +138,4 @@ def canonical_tools(tools: list[Tool], forms: list[ToolForms] | None = None, *,
            for tool, form in zip(tools, forms, strict=True)]
     if sort:
         out.sort(key=lambda pair: (pair[0].name, pair[1]))
-    return _CANONICAL.put(key, [tool for tool, _ in out])
+    return _CANONICAL.put(key, [tool for tool, _ in out], set_bytes(forms))

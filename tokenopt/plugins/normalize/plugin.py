@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView, TextPart, Tool
-from tokenopt.memo import ByIdentity
+from tokenopt.memo import CONTENT_BUDGET, ByIdentity
 from tokenopt.pipeline import PluginContext
 from tokenopt.plugins.normalize.breakpoints import (
     MAX_BREAKPOINTS,
@@ -224,13 +224,14 @@ def _mark_last_tool(view: RequestView, ttl: str) -> RequestView:
     tools = _MARKED.get(view.tools, ttl)
     if tools is None:
         *head, last = view.tools
-        tools = _MARKED.put(view.tools, [*head, Tool(last.name, last.description, last.parameters,
-                                                     {**last.raw, "cache_control": marker(ttl)})],
-                            ttl)
+        marked = [*head, Tool(last.name, last.description, last.parameters,
+                              {**last.raw, "cache_control": marker(ttl)})]
+        tools = _MARKED.put(view.tools, marked, ttl,
+                            size=jsonio.size_of([tool.raw for tool in marked]))
     return dataclasses.replace(view, tools=tools)
 
 
-_MARKED: ByIdentity[list[Tool]] = ByIdentity(256)
+_MARKED: ByIdentity[list[Tool]] = ByIdentity(256, CONTENT_BUDGET)
 
 
 def _mark_last_system(view: RequestView, ttl: str) -> RequestView:

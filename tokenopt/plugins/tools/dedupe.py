@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tokenopt.dialects.base import Tool
-from tokenopt.memo import ByIdentity
+from tokenopt.memo import CONTENT_BUDGET, ByIdentity
 from tokenopt.plugins.normalize.canonical import (
     MARKERS,
     ToolForms,
     canonical_text,
+    set_bytes,
     tool_forms,
 )
 
@@ -74,8 +75,9 @@ def dedupe(
     """
     found = _DEDUPED.get(tools, keep, cross_server)
     if found is None:
-        found = _DEDUPED.put(tools, _dedupe(tools, keep, cross_server, forms if forms is not None
-                                            else tool_forms(tools)), keep, cross_server)
+        forms = forms if forms is not None else tool_forms(tools)
+        found = _DEDUPED.put(tools, _dedupe(tools, keep, cross_server, forms), keep, cross_server,
+                             size=set_bytes(forms))  # the list it keeps alive
     gone, dropped = found
     if not gone:
         return tools, []
@@ -84,7 +86,7 @@ def dedupe(
 
 # What dedupe dropped (indexes, and why) by list identity, keep set and cross_server.
 _Result = tuple[frozenset[int], tuple[Dropped, ...]]
-_DEDUPED: ByIdentity[_Result] = ByIdentity(256)
+_DEDUPED: ByIdentity[_Result] = ByIdentity(256, CONTENT_BUDGET)
 
 
 def _dedupe(tools: list[Tool], keep: frozenset[str], cross_server: bool,
