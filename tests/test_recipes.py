@@ -35,7 +35,7 @@ from tokenopt.serving import ServerThread
 from tokenopt.settings import Settings
 from tokenopt.sim import create_sim_app
 
-RECIPES = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"  # README.md later
+RECIPES = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 # Hosts the recipes name, all answered here by the simulator.
 UPSTREAMS = ("https://api.openai.com", "https://api.anthropic.com", "https://openrouter.ai/api",
              "http://127.0.0.1:4000", "http://127.0.0.1:8000")
