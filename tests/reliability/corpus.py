@@ -180,9 +180,9 @@ def _syntax_cases(route: str) -> Iterator[Case]:
                Expect.FORWARDED)
     # Just under what the parser takes: every recursive walk after it must cope too.
     for depth in (200, 900):
-        body = replaced(VALID[route], ("tools", 0, "description" if route != "/v1/chat/completions"
-                                       else "function"), nested(depth))
-        yield Case(f"deep/readable_{depth}_in_a_tool", route, encode(body), Expect.PASSED)
+        deep_tool = replaced(VALID[route], ("tools", 0, "description" if route != "/v1/chat/completions"
+                                            else "function"), nested(depth))
+        yield Case(f"deep/readable_{depth}_in_a_tool", route, encode(deep_tool), Expect.PASSED)
         yield Case(f"deep/readable_{depth}_in_a_message", route,
                    encode(replaced(VALID[route], (_messages_key(route), 0, "content"),
                                    nested(depth, {"type": "text", "text": "x"}))), Expect.PASSED)
@@ -252,11 +252,35 @@ def _unknown_cases(route: str) -> Iterator[Case]:
                encode(replaced(VALID[route], ("tools", 0), {"type": "hologram_2030"})), Expect.PASSED)
 
 
+def _tools_reader_cases(route: str) -> Iterator[Case]:
+    """Wrong-typed fields the tools plugin reads beyond the dialect, which once failed it open.
+
+    Each is what the dialect's reader defines: a non-string tool `type` is no known type,
+    a `function` that is not an object names no tool. Found by benchmarks/fuzz.py (116 of
+    11,197 cases: `unhashable type`, `'list' object has no attribute 'get'`).
+    """
+    kinds: tuple[Any, ...] = ([], {}, [None])
+    for kind in kinds:
+        yield Case(f"wrong_type/tools_reader/tool_type={json.dumps(kind)}", route,
+                   encode(replaced(VALID[route], ("tools", 0, "type"), kind)), Expect.PASSED)
+    for choice in ({"type": "function", "function": "x"}, {"type": "function", "function": [1]},
+                   {"type": "allowed_tools", "tools": [{"type": "function", "function": 7}]}):
+        yield Case(f"wrong_type/tools_reader/tool_choice={json.dumps(choice)}", route,
+                   encode(replaced(VALID[route], ("tool_choice",), choice)), Expect.PASSED)
+    if route == "/v1/chat/completions":
+        functions: tuple[Any, ...] = (1, "x", [None], True)
+        for function in functions:
+            yield Case(f"wrong_type/tools_reader/tool_call_function={json.dumps(function)}", route,
+                       encode(replaced(VALID[route], ("messages", 2, "tool_calls", 0, "function"),
+                                       function)), Expect.PASSED)
+
+
 @functools.cache
 def nasty_cases() -> tuple[Case, ...]:
     """The fixed corpus: every class of bad input, for every route (built once: 26 MB)."""
     return tuple(case for route in VALID for make in (
-        _syntax_cases, _encoding_cases, _wrong_type_cases, _size_cases, _unknown_cases)
+        _syntax_cases, _encoding_cases, _wrong_type_cases, _tools_reader_cases, _size_cases,
+        _unknown_cases)
         for case in make(route))
 
 

@@ -77,6 +77,7 @@ def test_builtins_and_malformed_entries_are_skipped() -> None:
         {"type": "function", "function": "not a dict"},
         {"type": "function"}, {"name": ""}, {"name": 7}, "a string", None,
         {"type": "namespace", "name": "empty", "tools": "not a list"},
+        {**FILES, "type": ["function"]}, {**FILES, "type": {}},  # a non-string type is no function type
         WEATHER,
         {"type": "custom", "name": "read_file", "description": "Read a file.",
          "input_schema": {"type": "object"}},

@@ -48,7 +48,8 @@ def _walk(tools: Iterable[Any], server: str) -> Iterator[ToolDoc]:
             if isinstance(inner, list):
                 yield from _walk(inner, server=_text(tool.get("name")))
             continue
-        if kind is not None and kind not in _FUNCTION_TYPES:
+        # A non-string `type` (a list is unhashable) is no function type: skipped like a built-in.
+        if kind is not None and not (isinstance(kind, str) and kind in _FUNCTION_TYPES):
             continue
         body = tool.get("function") if kind == "function" else None
         doc = _doc(body if isinstance(body, Mapping) else tool, server)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenopt.dialects.base import RequestView, dicts
+from tokenopt.dialects.base import RequestView, as_dict, dicts
 from tokenopt.tools.text import tokens
 
 CLIENT_SEARCH_TYPES = frozenset({
@@ -67,7 +67,7 @@ def called_tools(view: RequestView) -> list[str]:
         elif view.dialect == "openai-responses":
             found = [str(message.get("name"))] if message.get("type") == "function_call" else []
         else:
-            found = [str((c.get("function") or {}).get("name"))
+            found = [str(as_dict(c.get("function")).get("name"))
                      for c in dicts(message.get("tool_calls"))]
         names += [name for name in found if name not in names]
     return names
@@ -78,13 +78,15 @@ def chosen_tools(choice: Any) -> list[str]:
     if not isinstance(choice, dict):
         return []
     if choice.get("type") == "allowed_tools":
-        return [str(t.get("name") or (t.get("function") or {}).get("name"))
+        return [str(t.get("name") or as_dict(t.get("function")).get("name"))
                 for t in dicts(choice.get("tools"))]
-    name = choice.get("name") or (choice.get("function") or {}).get("name")
+    name = choice.get("name") or as_dict(choice.get("function")).get("name")
     return [name] if isinstance(name, str) else []
 
 
 def client_searches(view: RequestView) -> bool:
     """True when the client runs tool search itself: its deferred tools are its own business."""
-    return any(tool.raw.get("defer_loading") is True or tool.raw.get("type") in CLIENT_SEARCH_TYPES
-               for tool in view.tools)
+    # A `type` that is not a string names no client search (and is unhashable if a list).
+    return any(tool.raw.get("defer_loading") is True or (
+        isinstance(kind := tool.raw.get("type"), str) and kind in CLIENT_SEARCH_TYPES)
+        for tool in view.tools)
