@@ -20,7 +20,8 @@ Behaviour proved here, per fault:
 - an answer larger than the JSON tap limit: relayed byte for byte, recorded with usage unknown.
 - a search detour whose second call fails: the client gets the upstream's error (or a
   clean 502/504; a stream is ended with the dialect's error event), the record notes
-  every call and the failure, and the detour metrics count it.
+  every call and the failure, the detour metrics count it, and the ledger entry counts
+  and prices the first call as the simulator billed it, all of it the detour's cost.
 """
 
 from __future__ import annotations
@@ -48,15 +49,17 @@ from tests.plugins.tools.corpus import in_form, mcp_tools, ranked, recorded_call
 from tests.reliability.rig import is_dialect_error
 from tokenopt._sse import SSEParser
 from tokenopt.asgi import MAX_JSON_TAP_BYTES
-from tokenopt.dialects.base import loads_object
+from tokenopt.dialects.base import Usage, loads_object
 from tokenopt.engine import Engine
 from tokenopt.identity import CONVERSATION_HEADER
 from tokenopt.ledger import LedgerEntry
+from tokenopt.pricing import PriceBook
 from tokenopt.proxy import create_app
 from tokenopt.records import ExchangeRecord
 from tokenopt.serving import ServerThread, bind
 from tokenopt.sim import create_sim_app
 from tokenopt.sim.app import route_for
+from tokenopt.sim.bills import Bill
 from tokenopt.sim.script import RECORDED_HEADER
 from tokenopt.types import Message, Receive, Scope, Send
 
@@ -419,10 +422,27 @@ class Detoured:
     record: ExchangeRecord
     entry: LedgerEntry
     counted: float  # the rise of tokenopt_search_detours_unfinished_total
+    first_bill: Bill  # what the simulator billed for the first (searching) call
 
     @property
     def notes(self) -> dict[str, Any]:
         return self.record.plugin_notes.get("tools", {})
+
+
+def assert_priced_as_billed(entry: LedgerEntry, bill: Bill) -> None:
+    """The entry counts and prices the call the upstream billed, as the feature's cost."""
+    counts = bill.counts
+    assert (entry.input_tokens, entry.cached_input_tokens, entry.cache_write_tokens,
+            entry.output_tokens) == (counts.input_tokens, counts.cached_tokens,
+                                     counts.cache_write_tokens, counts.output_tokens)
+    provider = "anthropic" if bill.route == "/v1/messages" else "openai"
+    cost = PriceBook().cost(bill.model, Usage(
+        input_tokens=counts.input_tokens, cached_input_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        cache_write_1h_tokens=counts.cache_write_1h_tokens, output_tokens=counts.output_tokens,
+        reasoning_tokens=counts.reasoning_tokens), provider=provider).total_usd
+    assert cost > 0 and entry.cost_usd_after == entry.detour_cost_usd == round(cost, 8)
+    assert entry.search_detours == 1
 
 
 def searching(route: str, *, stream: bool) -> tuple[dict[str, Any], dict[str, str]]:
@@ -439,11 +459,12 @@ def detour(upstream: Upstream, car: Car, route: str, *, stream: bool,
     upstream.faults = {2: fault}
     body, headers = searching(route, stream=stream)
     before = car.unfinished_detours(route, body["model"])
+    bills = len(upstream.sim.state.bills)
     response = httpx.post(car.url + route, json=body, timeout=WAIT_S * 3, headers=headers)
     record = car.record()
     assert upstream.calls == 2 and record.plugin_notes["tools"]["search_detours"] == 1
     counted = car.unfinished_detours(route, body["model"]) - before
-    return Detoured(response, record, car.entry(record), counted)
+    return Detoured(response, record, car.entry(record), counted, upstream.sim.state.bills[bills])
 
 
 def ends_with_error_event(route: str, raw: bytes) -> dict[str, Any]:
@@ -479,6 +500,16 @@ def test_a_429_in_the_detours_second_call_reaches_the_client(
     assert len(got.notes["calls"]) == 1 and got.notes["calls"][0]  # the first call's usage kept
     assert got.entry.plugins["tools"]["failed"] == got.notes["failed"]
     assert got.entry.status == got.response.status_code
+    assert_priced_as_billed(got.entry, got.first_bill)
+
+
+@pytest.mark.parametrize(("route", "stream"), CASES)
+def test_a_5xx_in_the_detours_second_call_leaves_the_first_call_priced(
+        upstream: Upstream, patient: Car, route: str, stream: bool) -> None:
+    got = detour(upstream, patient, route, stream=stream, fault={"x-sim-status": "503"})
+    assert "503" in got.notes["failed"] and got.counted == 1
+    assert got.entry.cost_usd_before == 0.0  # the client's own call was never answered
+    assert_priced_as_billed(got.entry, got.first_bill)
 
 
 @pytest.mark.parametrize(("route", "stream", "fault", "status"), [
@@ -503,6 +534,7 @@ def test_a_transport_failure_in_the_detours_second_call_gets_a_clean_502_or_504(
     assert "round" in got.notes["failed"] and got.counted == 1  # a later round failed
     assert got.entry.plugins["tools"]["failed"] == got.notes["failed"]
     assert got.entry.status == got.response.status_code
+    assert_priced_as_billed(got.entry, got.first_bill)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -512,6 +544,7 @@ def test_a_detours_second_stream_broken_midway_is_broken_for_the_client_and_coun
     upstream.faults = {2: {"x-sim-fail": "reset-mid-stream"}}
     body, headers = searching(route, stream=True)
     before = impatient.unfinished_detours(route, body["model"])
+    bills = len(upstream.sim.state.bills)
     with httpx.stream("POST", impatient.url + route, json=body, timeout=WAIT_S,
                       headers=headers) as response:
         assert response.status_code == 200
@@ -525,3 +558,5 @@ def test_a_detours_second_stream_broken_midway_is_broken_for_the_client_and_coun
     assert "round 2" in record.plugin_notes["tools"]["failed"]
     assert impatient.unfinished_detours(route, body["model"]) - before == 1
     assert impatient.entry(record).error == "UpstreamUnavailable"
+    # The second call was billed too, but its usage never came: the first call's is counted.
+    assert_priced_as_billed(impatient.entry(record), upstream.sim.state.bills[bills])

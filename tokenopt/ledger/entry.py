@@ -78,10 +78,16 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     """Price a record; `usage` absent (errors, unknown shapes) means zero tokens billed."""
     usage = record.usage or Usage()
     provider = "anthropic" if record.route == "/v1/messages" else "openai"
-    after = prices.cost(record.model, usage, provider=provider)
     # A search detour's extra calls are the feature's cost: priced on their own, and kept
     # out of what the client's request would have cost without tokenopt.
     detour = detour_usage(record)
+    billed = calls_usage(record)
+    if billed is not None and not _covers(usage, billed):
+        # The detour's answer, which sums every call, never reached the client (a later call
+        # failed, or the client left): what the upstream billed is the calls the detour read,
+        # all of them detour calls. What the client got holds at most part of the first.
+        usage = detour = billed
+    after = prices.cost(record.model, usage, provider=provider)
     detour_cost = prices.cost(record.model, detour, provider=provider).total_usd if detour else 0.0
     usage_sent = _minus(usage, detour) if detour else usage
     before_total = sum(record.tokens_before.values())
@@ -130,6 +136,27 @@ def detour_usage(record: ExchangeRecord) -> Usage | None:
         return None
     dialect = dialect_for("POST", record.route)
     return dialect.usage_from_json({"usage": raw}) if dialect is not None else None
+
+
+def calls_usage(record: ExchangeRecord) -> Usage | None:
+    """The summed usage of every upstream call whose answer the search detour read.
+
+    Noted per call by the `tools` plugin as each answer came (`calls`), so it holds
+    the calls made before one that failed as well.
+    """
+    calls = record.plugin_notes.get("tools", {}).get("calls")
+    dialect = dialect_for("POST", record.route)
+    if not isinstance(calls, list) or dialect is None:
+        return None
+    read = [dialect.usage_from_json({"usage": call}) for call in calls if isinstance(call, dict)]
+    found = [usage for usage in read if usage is not None]
+    if not found:
+        return None
+    return Usage(*(sum(getattr(u, f) for u in found) for f in Usage.__dataclass_fields__))
+
+
+def _covers(a: Usage, b: Usage) -> bool:
+    return all(getattr(a, f) >= getattr(b, f) for f in Usage.__dataclass_fields__)
 
 
 def _minus(a: Usage, b: Usage) -> Usage:
