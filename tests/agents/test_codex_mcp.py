@@ -1,13 +1,12 @@
-"""`codex exec` with 161 real MCP tools and lazy tools on: it completes, and tokenopt stands aside.
+"""`codex exec` with 161 real MCP tools and lazy tools on reaches a withheld tool by searching.
 
 Codex 0.171 sends each MCP server's tools inside one `namespace` tool
 (`mcp__github` holds 117 functions), beside its own `multi_agent_v1` namespace.
-The tools plugin treats a namespace as tools the client manages and leaves the
-whole request's tools alone, so lazy loading does not withhold anything from
-Codex yet: the scripted model calls `list_issues` directly, Codex runs it on the
-MCP server and completes. The detour test below is what lazy tools should do for
-Codex once the plugin can withhold functions inside a namespace; it is a strict
-xfail, so it fails the day that starts working and the marker has to go.
+The sidecar withholds functions inside namespaces too, keyed by namespace and
+name: it forwards a few of them and its search tool. The scripted model needs
+`list_issues` in `mcp__github`, which preloading missed: it searches, the sidecar
+answers the search and asks again with the function back in its namespace, and
+Codex gets one answer calling it, runs it on the MCP server and completes.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from tests.agents.lazy_tools import (
     ARGUMENTS,
     FINAL,
     LAZY,
+    SEARCH,
     SEARCH_TOOL,
     SERVERS,
     TARGET,
@@ -29,7 +29,6 @@ from tests.agents.lazy_tools import (
     corpus_size,
 )
 from tests.agents.support import usage_of_bill, usage_of_entry
-from tokenopt import jsonio
 from tokenopt.sim.scripted import offered
 
 pytestmark = pytest.mark.timeout(300)  # the session runs in the first test's setup
@@ -41,60 +40,89 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> McpRun:
     return codex_run(tmp_path_factory.mktemp("codex-mcp-lazy"), LAZY)
 
 
-def received(run: McpRun) -> list[dict[str, Any]]:
-    bodies = [r["body"] for r in run.session.requests if r["path"] == "/v1/responses"]
-    return sorted(bodies, key=lambda body: len(body["input"]))
+def received(run: McpRun) -> list[tuple[dict[str, Any], str]]:
+    """What the simulator received, each with how the model answered, in arrival order."""
+    lines = run.session.journal
+    return [(line["body"], lines[i + 1]["outcome"]) for i, line in enumerate(lines)
+            if line["kind"] == "request" and i + 1 < len(lines) and lines[i + 1]["kind"] == "bill"
+            and line["path"] == "/v1/responses"]
 
 
-def namespaced(body: dict[str, Any]) -> dict[str, int]:
-    """Functions per MCP namespace of a request."""
-    return {tool["name"]: len(tool["tools"]) for tool in body["tools"]
+def namespaced(body: dict[str, Any]) -> dict[str, list[str]]:
+    """The functions of each MCP namespace of a request, in order."""
+    return {tool["name"]: [fn["name"] for fn in tool["tools"]] for tool in body["tools"]
             if tool.get("type") == "namespace" and tool["name"].startswith("mcp__")}
 
 
-def test_codex_runs_the_mcp_tool_and_prints_the_final_text(run: McpRun) -> None:
+def functions(body: dict[str, Any]) -> int:
+    return len(offered(body))
+
+
+def test_codex_runs_the_withheld_mcp_tool_and_prints_the_final_text(run: McpRun) -> None:
     assert run.session.result.returncode == 0, run.session.result.stderr
     assert run.session.result.stdout.strip() == FINAL
     assert run.calls == [{"server": TARGET[0], "tool": TARGET[1], "arguments": ARGUMENTS}]
-    first, second = received(run)
-    call, output = second["input"][len(first["input"]):]
+
+
+def test_codex_sends_every_mcp_tool_and_the_sidecar_forwards_few(run: McpRun) -> None:
+    sent = [line["body"] for line in run.session.sent]
+    assert len(sent) == 2
+    for body in sent:
+        counts = {name: len(inner) for name, inner in namespaced(body).items()}
+        assert set(counts) == {f"mcp__{server}" for server in SERVERS}
+        assert sum(counts.values()) == corpus_size() >= 150
+    [(first, outcome), *_] = received(run)
+    assert outcome == "search"
+    assert SEARCH_TOOL in offered(first) and TARGET[1] not in offered(first)
+    assert functions(first) < functions(sent[0]) // 4
+    # No namespace is forwarded empty: one with nothing loaded is left out.
+    assert all(inner for inner in namespaced(first).values())
+
+
+def test_the_model_searched_then_got_the_request_again_with_the_tool(run: McpRun) -> None:
+    (first, _), (again, outcome), (last, final) = received(run)
+    assert (outcome, final) == ("scripted", "scripted")
+    assert SEARCH_TOOL in offered(again) and TARGET[1] in namespaced(again)[NAMESPACE]
+    # The re-issued request is the first plus the search round and its answer.
+    call, answer = again["input"][len(first["input"]):]
+    assert (call["type"], call["name"]) == ("function_call", SEARCH_TOOL)
+    assert json.loads(call["arguments"]) == {"query": SEARCH}
+    assert answer["call_id"] == call["call_id"]
+    assert f"{TARGET[1]} (in namespace {NAMESPACE})" in answer["output"]
+    # Called once, so it stays offered; the loaded set only grew, at its end.
+    grown = namespaced(last)[NAMESPACE]
+    assert grown[:len(namespaced(again)[NAMESPACE])] == namespaced(again)[NAMESPACE]
+
+
+def test_codex_never_saw_the_search(run: McpRun) -> None:
+    first, second = sorted((line["body"] for line in run.session.sent),
+                           key=lambda body: len(body["input"]))
+    assert SEARCH_TOOL not in offered(second)
+    answered = second["input"][len(first["input"]):]
+    assert SEARCH_TOOL not in str(answered)
+    call, output = answered
     assert (call["type"], call["namespace"], call["name"]) == ("function_call", NAMESPACE,
                                                               TARGET[1])
     assert json.loads(call["arguments"]) == ARGUMENTS
-    assert output["call_id"] == call["call_id"] and TARGET[1] in str(output["output"])
+    assert output["call_id"] == call["call_id"]
+    assert TARGET[1] in str(output["output"])  # the MCP server's answer came back
 
 
-def test_every_request_carries_the_mcp_tools_in_one_namespace_per_server(run: McpRun) -> None:
-    for line in run.session.sent:
-        counts = namespaced(line["body"])
-        assert set(counts) == {f"mcp__{server}" for server in SERVERS}
-        assert sum(counts.values()) == corpus_size() >= 150
-
-
-def test_lazy_tools_leave_namespaced_tools_alone(run: McpRun) -> None:
-    """Today's behaviour: forwarded as sent (by name and count), no search tool, no detour."""
-    sent = [line["body"] for line in run.session.sent]
-    for client, upstream in zip(sorted(sent, key=lambda b: len(b["input"])), received(run),
-                                strict=True):
-        assert namespaced(upstream) == namespaced(client)
-        assert SEARCH_TOOL not in offered(upstream)
-    assert [bill["outcome"] for bill in run.session.bills] == ["scripted", "scripted"]
-
-
-@pytest.mark.xfail(strict=True, reason="the tools plugin does not withhold functions inside a "
-                   "namespace (Codex's MCP tools), and any namespace turns lazy off")
-def test_codex_reaches_a_withheld_mcp_tool_through_the_search(run: McpRun) -> None:
-    first = received(run)[0]
-    assert SEARCH_TOOL in offered(first) and TARGET[1] not in offered(first)
-    assert run.session.bills[0]["outcome"] == "search"
-
-
-def test_the_ledger_has_one_entry_per_model_call_with_the_billed_usage(run: McpRun) -> None:
-    ledger, bills = run.session.ledger, run.session.bills
-    assert len(ledger) == len(bills) == len(run.session.requests) == 2
-    assert sorted(map(usage_of_entry, ledger)) == sorted(map(usage_of_bill, bills))
+def test_the_ledger_prices_each_exchange_with_its_detour(run: McpRun) -> None:
+    ledger = sorted(run.session.ledger, key=lambda entry: entry.ts)
+    bills = run.session.bills
+    assert len(ledger) == len(run.session.sent) == 2 and len(bills) == 3
     assert all(entry.complete and entry.status == 200 for entry in ledger)
-    # The tools bytes are the same on both turns, so the second reads the first's prefix.
-    first, second = received(run)
-    assert jsonio.dumps(first["tools"]) == jsonio.dumps(second["tools"])
-    assert max(entry.cached_input_tokens for entry in ledger) > 0
+    assert [entry.search_detours for entry in ledger] == [1, 0]
+    # One entry per exchange: the detour's two upstream calls are summed in the first.
+    summed = [sum(column) for column in zip(*map(usage_of_entry, ledger), strict=True)]
+    assert summed == [sum(column) for column in zip(*map(usage_of_bill, bills), strict=True)]
+    assert usage_of_entry(ledger[1]) == usage_of_bill(bills[2])
+    # ... and the entry keeps each upstream call's usage, as the simulator billed it.
+    calls = ledger[0].plugins["tools"]["calls"]
+    assert [(c["input_tokens"], c["input_tokens_details"]["cached_tokens"], c["output_tokens"])
+            for c in calls] == [(b["counts"]["input_tokens"], b["counts"]["cached_tokens"],
+                                 b["counts"]["output_tokens"]) for b in bills[:2]]
+    assert ledger[0].detour_cost_usd > 0
+    assert all(entry.tokens_after["tools"] < entry.tokens_before["tools"] // 3
+               for entry in ledger)

@@ -62,9 +62,12 @@ async def test_built_in_tools_are_never_withheld(route: str) -> None:
 
 
 TOOLSETS: dict[str, tuple[str, JSON]] = {
-    "namespace": ("/v1/responses", {
+    # A namespace whose functions the client deferred: its own tool search (a plain
+    # namespace is withheld function by function: test_namespaces.py).
+    "deferred_namespace": ("/v1/responses", {
         "type": "namespace", "name": "crm", "description": "The CRM's tools",
-        "tools": in_form("/v1/responses", mcp_tools(3, seed=99))}),
+        "tools": [{**t, "defer_loading": True}
+                  for t in in_form("/v1/responses", mcp_tools(3, seed=99))]}),
     "mcp_toolset": ("/v1/messages", {"type": "mcp_toolset", "mcp_server_name": "github"}),
 }
 

@@ -15,6 +15,7 @@ import xxhash
 
 from tokenopt import jsonio
 from tokenopt.dialects.base import Tool
+from tokenopt.plugins.tools.namespaces import Member
 from tokenopt.tools import ToolIndex
 from tokenopt.tools.semantic import FusedIndex
 
@@ -60,20 +61,26 @@ def index_for(key: str, tools: list[Tool]) -> ToolIndex:
 
 @dataclass(slots=True)
 class Catalog:
-    """Every function tool of a request by name, with its index."""
+    """Every function tool of a request by name, with its index.
+
+    A function inside a Responses namespace is named by its key (`namespaces.key_of`),
+    and `members` says where it lives.
+    """
 
     tools: list[Tool]
     key: str
     index: ToolIndex | FusedIndex
     by_name: dict[str, Tool] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tools: list[Tool], text_of: Callable[[Tool], str] = sent_text) -> Catalog:
+    def of(cls, tools: list[Tool], text_of: Callable[[Tool], str] = sent_text,
+           members: dict[str, Member] | None = None) -> Catalog:
         key = digest(tools, text_of)
         by_name: dict[str, Tool] = {}
         for tool in tools:
             by_name.setdefault(tool.name, tool)
-        return cls(tools, key, index_for(key, tools), by_name)
+        return cls(tools, key, index_for(key, tools), by_name, members or {})
 
     def __contains__(self, name: object) -> bool:
         return name in self.by_name

@@ -4,19 +4,21 @@ The latest user text is what preloading searches for (with the turn before it wh
 it says too little on its own: "yes, go ahead", "do the same for Paris"); tools already called
 and tools named by `tool_choice` must stay offered; client-side tool search
 (deferred tools, a provider search tool) means the client manages its tools,
-and tokenopt then leaves them alone.
+and tokenopt then leaves them alone. A Responses `namespace` alone is no search:
+Codex sends every MCP server as one, and its functions are withheld like any other.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tokenopt.dialects.base import RequestView, as_dict, dicts
+from tokenopt.dialects.base import JSON, RequestView, as_dict, dicts
+from tokenopt.plugins.tools.namespaces import client_defers, key_of
 from tokenopt.tools.text import tokens
 
 CLIENT_SEARCH_TYPES = frozenset({
     "tool_search", "tool_search_tool_regex_20251119", "tool_search_tool_bm25_20251119",
-    "mcp_toolset", "namespace",
+    "mcp_toolset",
 })
 
 # A latest user turn with fewer content words than this is read with the one before it.
@@ -65,12 +67,18 @@ def called_tools(view: RequestView) -> list[str]:
             found = [str(b.get("name")) for b in dicts(message.get("content"))
                      if b.get("type") == "tool_use"]
         elif view.dialect == "openai-responses":
-            found = [str(message.get("name"))] if message.get("type") == "function_call" else []
+            found = [_called(message)] if message.get("type") == "function_call" else []
         else:
             found = [str(as_dict(c.get("function")).get("name"))
                      for c in dicts(message.get("tool_calls"))]
         names += [name for name in found if name not in names]
     return names
+
+
+def _called(item: JSON) -> str:
+    """A Responses call's catalog name: keyed by its namespace when it names one."""
+    name, namespace = str(item.get("name")), item.get("namespace")
+    return key_of(namespace, name) if isinstance(namespace, str) and namespace else name
 
 
 def chosen_tools(choice: Any) -> list[str]:
@@ -89,4 +97,4 @@ def client_searches(view: RequestView) -> bool:
     # A `type` that is not a string names no client search (and is unhashable if a list).
     return any(tool.raw.get("defer_loading") is True or (
         isinstance(kind := tool.raw.get("type"), str) and kind in CLIENT_SEARCH_TYPES)
-        for tool in view.tools)
+        or client_defers(tool) for tool in view.tools)

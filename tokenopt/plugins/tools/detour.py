@@ -21,6 +21,7 @@ from tokenopt.dialects.base import JSON, RequestView, Tool
 from tokenopt.plugins.tools.answers import ANSWERS, SearchCall, total_usage
 from tokenopt.plugins.tools.catalog import Catalog
 from tokenopt.plugins.tools.marks import mark_last_like
+from tokenopt.plugins.tools.namespaces import extended, offered, shown_name, size
 from tokenopt.plugins.tools.selection import find
 from tokenopt.plugins.tools.streams import merger_for
 from tokenopt.stream_assembly import assembler_for
@@ -74,12 +75,12 @@ class SearchDetour:
             return None
         found: list[str] = []
         results: dict[str, str] = {}
-        offered = {tool.name for tool in self.view.tools}
+        have = offered(self.view.tools)
         # Room for what is found; the last round, sent without the search tool, has one more.
-        room = self.max_tools - len(self.view.tools) + (self.rounds_left <= 1)
+        room = self.max_tools - size(self.view.tools) + (self.rounds_left <= 1)
         for call in self.pending:
             names = find(self.catalog.index, call.query, self.k, siblings=self.siblings,
-                         exclude=frozenset(offered) | frozenset(found))
+                         exclude=frozenset(have) | frozenset(found))
             names = names[:max(room - len(found), 0)]
             found += names
             results[call.call_id] = self._result_text(call.query, names)
@@ -88,12 +89,13 @@ class SearchDetour:
         self._note_round(found)
         if found:
             await self.remember(found)
-        tools = [*self.view.tools, *self.catalog.tools_named(found)]
+        # Found functions of a namespace go into it (the namespace added if it was left out).
+        tools = extended(self.view.tools, self.catalog, found)
         if self.rounds_left <= 0:  # the last round: the model answers with what it has
             # By name: the request's copy may not be `self.search` (a breakpoint put on it).
             tools = [tool for tool in tools if tool.name != self.search.name]
             if self.widen:
-                tools += self._widened(tools)
+                tools = extended(tools, self.catalog, self._widened(tools))
         tools = mark_last_like(self.view.tools, tools, self.view.dialect)
         messages = [*self.view.messages, *self.answers.follow_up(self.last, results)]
         self.view = dataclasses.replace(self.view, tools=tools, messages=messages)
@@ -145,19 +147,19 @@ class SearchDetour:
         self.notes["search_detours"] = self.notes.get("search_detours", 0) + 1
         self.notes.setdefault("found", []).extend(found)
 
-    def _widened(self, tools: list[Tool]) -> list[Tool]:
+    def _widened(self, tools: list[Tool]) -> list[str]:
         """For a model still searching after every round: up to `widen` more, best-ranked first.
 
         Sent once, in the last round only, and not remembered: the next turn is back to
         the loaded set (plus whatever the model then called, which is pinned).
         """
-        have = {tool.name for tool in tools}
+        have = offered(tools)
         queries = [call.query for call in self.pending]
         ranked = [name for query in queries for name in self.catalog.index.search(
             query, len(self.catalog.by_name), exclude=frozenset(have))]
         rest = [n for n in dict.fromkeys([*ranked, *self.catalog.by_name]) if n not in have]
-        room = max(min(self.max_tools - len(tools), self.widen), 0)
-        widened = self.catalog.tools_named(rest[:room])
+        room = max(min(self.max_tools - size(tools), self.widen), 0)
+        widened = rest[:room]
         self.notes["widened"] = len(widened)
         return widened
 
@@ -165,5 +167,6 @@ class SearchDetour:
         if not names:
             return (f"No further tools match {query!r}. Answer with the tools you have, or "
                     "search again with other words.")
-        lines = [f"- {name}: {self.catalog.summary(name)}" for name in names]
+        lines = [f"- {shown_name(self.catalog, name)}: {self.catalog.summary(name)}"
+                 for name in names]
         return ("These tools are now available; call them directly:\n" + "\n".join(lines))

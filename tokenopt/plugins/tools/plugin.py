@@ -5,8 +5,10 @@ Anthropic, perhaps a breakpoint on the last one). Dedupe is always on;
 slimming with `slim`; with `lazy`, a request whose function tools exceed the
 threshold forwards only the pinned tools, the loaded set and one search tool,
 and the `detour` hook answers the model's searches (see `detour.py`). Tools
-the client manages itself (built-ins, MCP toolsets, namespaces, deferred
-tools, a provider search tool) are never withheld, deferred or dropped.
+the client manages itself (built-ins, MCP toolsets, deferred tools, a provider
+search tool) are never withheld, deferred or dropped. Functions inside a
+Responses `namespace` (Codex's MCP servers) are withheld and loaded one by one,
+inside their namespace (see `namespaces.py`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,16 @@ from tokenopt.plugins.tools.conversation import (
 from tokenopt.plugins.tools.dedupe import dedupe
 from tokenopt.plugins.tools.detour import SearchDetour
 from tokenopt.plugins.tools.marks import mark_last_like
+from tokenopt.plugins.tools.namespaces import (
+    deferred_inside,
+    extended,
+    is_namespace,
+    kept_part,
+    members,
+    size,
+)
 from tokenopt.plugins.tools.search_tool import search_tool
-from tokenopt.plugins.tools.selection import find
+from tokenopt.plugins.tools.selection import find, server_of
 from tokenopt.plugins.tools.settings import ToolsSettings
 from tokenopt.plugins.tools.slim import slim_tool
 from tokenopt.plugins.tools.state import ConversationTools
@@ -80,15 +90,17 @@ class ToolsPlugin:
         if not self.settings.lazy or client_searches(view):
             return view
         functions = [tool for tool in view.tools if is_function(tool, view.dialect)]
+        spaces = [tool for tool in view.tools if is_namespace(tool, view.dialect)]
         count = ctx.counter.count
-        total = count(sent.joined(functions), view.model) if functions else 0
+        total = count(sent.joined([*functions, *spaces]), view.model) if functions or spaces else 0
         if total <= self.settings.lazy_threshold_tokens:
             ctx.notes["lazy"] = {"strategy": "keep", "reason": "below threshold",
                                  "tool_tokens": total}
             return view
         conversation = self._conversation(view, ctx)
         state = await conversation.load()
-        catalog = Catalog.of(functions, sent.of)
+        inner, homes = members(spaces, {tool.name for tool in functions})
+        catalog = Catalog.of([*functions, *inner], sent.of, homes)
         if self.dense is not None:
             catalog.index = self.dense.get(catalog.key, index_for(catalog.key, catalog.tools),
                                            [tool.raw for tool in catalog.tools],
@@ -112,7 +124,7 @@ class ToolsPlugin:
                  "tools_offered": len(catalog.by_name), "preloaded": new,
                  "loaded": len(state.loaded)}
         if strategy == "native":
-            return self._native(view, ctx, state.loaded, notes)
+            return self._native(view, ctx, catalog, state.loaded, notes)
         return self._search(view, ctx, catalog, present, state.loaded, notes)
 
     def detour(self, view: RequestView, ctx: PluginContext) -> Detour | None:
@@ -195,28 +207,32 @@ class ToolsPlugin:
     def _search(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
                 present: list[str], loaded: list[str], notes: dict[str, Any]) -> RequestView:
         """The loaded set and tokenopt's search tool in place of the catalog."""
-        others = [tool for tool in view.tools if not is_function(tool, view.dialect)]
-        room = self.settings.max_tools - len(others) - 1
-        selected = catalog.tools_named(_within(loaded, room, keep=present))
+        others = _unwithheld(view, catalog)
+        room = self.settings.max_tools - size(others) - 1
+        selected = [name for name in _within(loaded, room, keep=present) if name in catalog]
         ctx.notes["lazy"] = {**notes, "tools_forwarded": len(selected)}
         if self.settings.search_rounds == 0:  # nothing could answer a search: preload only
-            return dataclasses.replace(view, tools=mark_last_like(view.tools, [*others, *selected],
-                                                                view.dialect))
-        servers = sorted({name.partition("__")[0] for name in catalog.by_name if "__" in name})
+            return dataclasses.replace(view, tools=mark_last_like(
+                view.tools, extended(others, catalog, selected), view.dialect))
+        servers = sorted({s for name in catalog.by_name if (s := server_of(name)) is not None})
         search = search_tool(view.dialect, len(catalog.by_name), servers)
-        tools = mark_last_like(view.tools, [*others, search, *selected], view.dialect)
+        tools = mark_last_like(view.tools, extended([*others, search], catalog, selected),
+                               view.dialect)
         extras = {**view.extras, EXTRA: (catalog, search)}
         return dataclasses.replace(view, tools=tools, extras=extras)
 
-    def _native(self, view: RequestView, ctx: PluginContext, loaded: list[str],
-                notes: dict[str, Any]) -> RequestView:
+    def _native(self, view: RequestView, ctx: PluginContext, catalog: Catalog,
+                loaded: list[str], notes: dict[str, Any]) -> RequestView:
         """Every tool still sent, those not loaded deferred, and the provider's search tool."""
         keep = set(loaded)
-        tools = [native.deferred(tool) if is_function(tool, view.dialect)
-                 and tool.name not in keep else tool for tool in view.tools]
+        tools = [native.deferred(tool) if is_function(tool, view.dialect) and tool.name not in keep
+                 else deferred_inside(tool, catalog, keep) if is_namespace(tool, view.dialect)
+                 else tool for tool in view.tools]
         tools = mark_last_like(view.tools, [*tools, native.search_tool(view.dialect)], view.dialect)
-        ctx.notes["lazy"] = {**notes,
-                             "deferred": sum(t.raw.get("defer_loading") is True for t in tools)}
+        entries = [fn for t in tools for fn in (t.raw["tools"] if is_namespace(t, view.dialect)
+                                                 else [t.raw])]
+        ctx.notes["lazy"] = {**notes, "deferred": sum(fn.get("defer_loading") is True
+                                                      for fn in entries if isinstance(fn, dict))}
         return dataclasses.replace(view, tools=tools)
 
 
@@ -235,6 +251,19 @@ class SentTexts:
     def joined(self, tools: list[Tool]) -> str:
         """The tools as one JSON array: the same text as `json.dumps` of their entries."""
         return "[" + ", ".join(self.of(tool) for tool in tools) + "]"
+
+
+def _unwithheld(view: RequestView, catalog: Catalog) -> list[Tool]:
+    """What is forwarded whatever is loaded: the client's own tools, in order, and each
+    namespace's tools that are not catalogued (a namespace with none is left out)."""
+    kept: list[Tool] = []
+    for tool in view.tools:
+        if is_namespace(tool, view.dialect):
+            part = kept_part(tool, catalog)
+            kept += [part] if part is not None else []
+        elif not is_function(tool, view.dialect):
+            kept.append(tool)
+    return kept
 
 
 def _neutral(tools: list[Tool]) -> str:

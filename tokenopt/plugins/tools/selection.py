@@ -14,14 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenopt.tools import ToolIndex
+from tokenopt.tools.fields import split_server
 from tokenopt.tools.semantic import FusedIndex
 
 SIBLING_SERVERS = 3
 
 
 def server_of(name: str) -> str | None:
-    server, sep, _ = name.partition("__")
-    return server if sep else None
+    """The server a tool name says it belongs to, as MCP clients prefix: `server__tool`, and
+    Claude Code's `mcp__<server>__<tool>` (its server is `github`, not `mcp`), read as the
+    index reads it. Codex's namespaced functions are keyed `mcp__<server>__<tool>` too."""
+    return split_server(name)[0] or None
 
 
 def find(index: ToolIndex | FusedIndex, query: str, k: int, *, exclude: frozenset[str] = frozenset(),
