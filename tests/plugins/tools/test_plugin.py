@@ -264,3 +264,14 @@ async def test_a_short_follow_up_preloads_for_the_request_before_it(route: str) 
     sent = {**body(route), key: [*system, *follow_up(route, Q2, alone)]}
     _, notes = await Forwarder(**LAZY).send(route, sent, conversation="conv-2")
     assert set(notes["lazy"]["preloaded"]) == set(ranked(TOOLS, alone, 3))
+
+
+async def test_the_search_tool_lists_claude_code_servers_by_their_own_names() -> None:
+    claude = [{**tool, "name": f"mcp__{tool['name']}"} for tool in TOOLS]  # mcp__<server>__<tool>
+    forwarded, _ = await Forwarder(**LAZY).send("/v1/messages", request(
+        "/v1/messages", claude, Q1))
+
+    [search] = [tool for tool in forwarded["tools"] if tool["name"] == SEARCH]
+    listed = search["description"].partition("(servers: ")[2].partition(")")[0].split(", ")
+    servers = sorted({tool["name"].split("__")[0] for tool in TOOLS})
+    assert listed == servers[:12] and "mcp" not in listed

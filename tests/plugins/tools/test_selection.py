@@ -39,3 +39,14 @@ def test_excluded_tools_are_never_found_and_an_empty_query_finds_nothing() -> No
     again = find(INDEX, QUERY, 5, siblings=3, exclude=frozenset(first))
     assert not set(first) & set(again)
     assert find(INDEX, "", 5, siblings=3) == []
+
+
+def test_claude_code_names_load_the_siblings_of_the_real_server() -> None:
+    # Claude Code names MCP tools `mcp__<server>__<tool>`: the server is `github`, not `mcp`
+    # (read as `mcp`, every MCP tool was a sibling of every other).
+    claude = ToolIndex([{**tool, "name": f"mcp__{tool['name']}"} for tool in TOOLS])
+    for query in (QUERY, "List the pods in the Kubernetes cluster and post a message on Slack"):
+        found = find(claude, query, 5, siblings=3)
+        assert found == [f"mcp__{name}" for name in find(INDEX, query, 5, siblings=3)]
+    assert server_of("mcp__github__list_issues") == "github"
+    assert server_of("mcp__github") is None and server_of("list_issues") is None
