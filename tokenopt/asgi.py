@@ -450,7 +450,9 @@ class ResponseTap:
     def result(self) -> tuple[Any, bool]:
         """The usage read (or None) and whether the response ended normally."""
         if self.mode == "sse" and self.events is not None:
-            return self.events.usage, self.events.complete and self.ended
+            # The terminal event makes a stream whole: a client that hangs up after reading
+            # it (Codex does) has had the full answer, though the final empty chunk is unsent.
+            return self.events.usage, self.events.complete
         if self.mode == "json" and self.ended:
             body = self.json_body()
             return (self.dialect.usage_from_json(body) if body is not None else None), True

@@ -190,6 +190,28 @@ def test_a_client_that_disconnects_cancels_the_upstream_stream(
     assert not sidecar.sink.next().complete
 
 
+@pytest.mark.parametrize(("path", "body", "last"), [
+    ("/v1/messages", {**MESSAGES, "stream": True}, b"event: message_stop"),
+    ("/v1/chat/completions", {**CHAT, "stream": True}, b"data: [DONE]"),
+])
+def test_a_client_that_hangs_up_after_the_last_event_got_a_whole_answer(
+    sim: Sim, sidecar: Sidecar, path: str, body: dict[str, Any], last: bytes,
+) -> None:
+    # Codex closes the connection as soon as it reads response.completed; the simulator
+    # here holds the stream open after its last event, so the body's end never arrives.
+    seen = b""
+    with httpx.stream("POST", sidecar.url + path, content=json.dumps(body).encode(), timeout=30,
+                      headers={**KEY, "x-sim-fail": "linger"}) as response:
+        for chunk in response.iter_raw():
+            seen += chunk
+            if last in seen:
+                break
+    wait_until(lambda: sim.app.state.cancelled == 1)
+    record = sidecar.sink.next()
+    assert record.complete and record.status == 200
+    assert record.usage is not None and record.usage.output_tokens > 0
+
+
 def test_hop_by_hop_and_own_headers_stay_here_auth_goes_through(
     sim: Sim, sidecar: Sidecar
 ) -> None:

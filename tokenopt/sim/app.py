@@ -10,6 +10,7 @@ serve a proxy test that needs a slow, failing or vanishing upstream:
     x-sim-fail: reset-mid-stream send a few SSE events, then drop the connection
     x-sim-fail: reset-mid-body   send the start and half the first body chunk, then drop it
     x-sim-fail: endless-stream   after the first text delta, repeat it until the client leaves
+    x-sim-fail: linger           send every event, then hold the stream open until the client leaves
     x-sim-stream-delay-ms: N     wait N ms between SSE events (a trickle; a stall when long)
     x-sim-reply-bytes: N         the reply's text is N bytes (an answer far larger than usual)
 """
@@ -204,9 +205,11 @@ class EventStream:
     """
 
     def __init__(self, events: Iterable[Event], *, delay: float, reset_after: int | None,
-                 connection: Connection | None, on_cancel: Callable[[], None]) -> None:
+                 connection: Connection | None, on_cancel: Callable[[], None],
+                 linger: bool = False) -> None:
         self.events = events
         self.delay = delay
+        self.linger = linger
         self.reset_after = reset_after
         self.connection = connection
         self.on_cancel = on_cancel
@@ -243,6 +246,8 @@ class EventStream:
             if index == self.reset_after:
                 return "reset"
             await send({"type": "http.response.body", "body": frame(event), "more_body": True})
+        if self.linger:  # the answer is whole; the body's end never comes
+            await anyio.sleep_forever()
         return "done"
 
 
@@ -340,6 +345,7 @@ def create_sim_app(*, counter: TokenCounter | None = None, reply_tokens: int = 2
                 events, delay=delay,
                 reset_after=RESET_MID_STREAM_AFTER if fail == "reset-mid-stream" else None,
                 connection=request.scope.get(CONNECTION_KEY), on_cancel=on_cancel,
+                linger=fail == "linger",
             )
 
         return handle
