@@ -213,3 +213,13 @@ def test_api_words_for_what_people_say_bridge_the_vocabulary() -> None:
     assert index.search("what is in my music folder", 1) == ["list_directory"]
     assert index.search("book a hotel for tomorrow", 1) == ["get_current_time"]
     assert index.search("estimate what 9.5 g of gold is worth", 1) == ["calculate"]
+
+
+def test_a_word_too_long_to_repeat_is_split_alike_but_not_cached() -> None:
+    from tokenopt.tools.text import MAX_CACHED_WORD, _word_terms, clear_caches, tokens
+
+    clear_caches()
+    long = "fetchRepo_" + "Data" * 40  # 170 characters: a blob, never worth a cache entry
+    assert tokens(long) == ["fetch", "repo"] + ["data"] * 40
+    assert tokens("fetchRepo_Data") == ["fetch", "repo", "data"]
+    assert len(long) > MAX_CACHED_WORD and _word_terms.cache_info().currsize == 1

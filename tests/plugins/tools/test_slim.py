@@ -392,3 +392,23 @@ def test_slimmed_tools_are_written_back_and_others_left_byte_for_byte(dialect: A
     assert written == {"type": "object", "properties": {"path": {"type": "string"}}}
     for new, old in zip(out["tools"][1:], tools[1:], strict=True):
         assert new is old
+
+
+def test_long_titles_are_compared_but_never_cached_and_large_schemas_fit_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenopt.plugins.tools import slim
+
+    name = "p" * 200
+    schema = {"type": "object", "properties": {name: {"type": "string", "title": name.upper()}}}
+    before = slim._short_label.cache_info().currsize
+    assert slim_schema(schema, hoist=False) == {
+        "type": "object", "properties": {name: {"type": "string"}}}
+    assert slim._short_label.cache_info().currsize == before  # 200 characters: not kept
+    monkeypatch.setattr(slim._SLIMMED, "max_bytes", 1000)
+    slim._SLIMMED.clear()
+    big = {"type": "object", "properties": {"q": {"type": "string", "title": "Q",
+                                                  "description": "d" * 2000}}}
+    assert "title" not in slim_schema(big, hoist=False)["properties"]["q"]  # still slimmed
+    assert len(slim._SLIMMED) == 0  # larger than the whole budget: returned, not kept
+    assert "title" not in slim_schema(schema, hoist=False)["properties"][name]
+    assert len(slim._SLIMMED) == 1 and slim._SLIMMED.size <= 1000

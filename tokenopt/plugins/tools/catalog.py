@@ -2,12 +2,13 @@
 
 The index is built once per distinct tool set (keyed by an xxhash digest of
 the tools as sent) and shared by every request and conversation that offers
-the same set: agents resend the same hundreds of tools on every call.
+the same set: agents resend the same hundreds of tools on every call. The
+indexes kept are bounded by their bytes as well as their count: one index of
+thousands of large tools that never come again can be tens of megabytes.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -15,12 +16,14 @@ import xxhash
 
 from tokenopt import jsonio
 from tokenopt.dialects.base import Tool
+from tokenopt.memo import CONTENT_BUDGET, LRU
 from tokenopt.plugins.tools.namespaces import Member
 from tokenopt.tools import ToolIndex
 from tokenopt.tools.semantic import FusedIndex
 
 INDEXES_KEPT = 64
-_indexes: OrderedDict[str, ToolIndex] = OrderedDict()
+# 2,000 real tools: 3.7 MB by `ToolIndex.size` (2.1 MB held), so 8 such sets fit the budget.
+_indexes: LRU[ToolIndex] = LRU(INDEXES_KEPT, CONTENT_BUDGET)
 
 ANTHROPIC = "anthropic-messages"
 
@@ -51,11 +54,8 @@ def index_for(key: str, tools: list[Tool]) -> ToolIndex:
     """The index of a tool set, built on first sight and kept for the next requests."""
     found = _indexes.get(key)
     if found is None:
-        found = _indexes[key] = ToolIndex([tool.raw for tool in tools])
-        while len(_indexes) > INDEXES_KEPT:
-            _indexes.popitem(last=False)
-    else:
-        _indexes.move_to_end(key)
+        found = ToolIndex([tool.raw for tool in tools])
+        _indexes.put(key, found, found.size)
     return found
 
 

@@ -185,6 +185,14 @@ def _alias_key(name: str, cross_server: bool) -> str:
     return "name:" + _fold(name)
 
 
-@functools.lru_cache(maxsize=16384)
-def _fold(name: str) -> str:
+def _folded(name: str) -> str:
     return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+# Real tool names are short: a longer one is folded each time, never kept.
+MAX_CACHED_NAME: Final = 64
+_short_fold = functools.lru_cache(maxsize=16384)(_folded)
+
+
+def _fold(name: str) -> str:
+    return _short_fold(name) if len(name) <= MAX_CACHED_NAME else _folded(name)

@@ -13,9 +13,10 @@ keyword this module does not know, which are data):
 - optionally, repeated identical sub-schemas, hoisted into `$defs` and `$ref`
   when that makes the JSON shorter (see `HOIST_DIALECTS` for where and why).
 
-Results are memoised by the schema's text: MCP clients resend the same tools
-on every call, so a schema is slimmed once. Results are shared between calls
-and must not be edited (plugins replace view containers, never mutate them).
+Results are memoised by a digest of the schema's text, within a byte budget:
+MCP clients resend the same tools on every call, so a schema is slimmed once.
+Results are shared between calls and must not be edited (plugins replace view
+containers, never mutate them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+import xxhash
+
 from tokenopt.dialects.base import JSON, Tool
+from tokenopt.memo import CONTENT_BUDGET, LRU
 
 # Hoisting rewrites a schema with `$ref`, which the provider must resolve.
 # - openai-responses: OpenAI documents `$defs`/`$ref` as supported (the structured
@@ -104,8 +108,22 @@ def slim_schema(schema: JSON, *, hoist: bool, drop_schema: bool = True) -> JSON:
     return schema if result is None else result
 
 
-@functools.lru_cache(maxsize=8192)
+# Slimmed schemas ((None,): unchanged) by the digest of the schema's text and the two
+# flags; keyed by digest so that a table of large schemas does not hold their texts too.
+_SLIMMED: LRU[tuple[JSON | None]] = LRU(8192, CONTENT_BUDGET)
+
+
 def _slim_text(text: str, hoist: bool, drop_schema: bool) -> JSON | None:
+    key = (xxhash.xxh3_128_digest(text.encode("utf-8", "surrogatepass")), hoist, drop_schema)
+    found = _SLIMMED.get(key)
+    if found is None:
+        result = _slimmed(text, hoist, drop_schema)
+        # A slimmed copy is about the size of the text it came from; "unchanged" holds nothing.
+        found = _SLIMMED.put(key, (result,), len(text) if result is not None else 0)
+    return found[0]
+
+
+def _slimmed(text: str, hoist: bool, drop_schema: bool) -> JSON | None:
     schema = json.loads(text)
     if not isinstance(schema, dict):
         return None
@@ -128,9 +146,17 @@ def _same_label(title: str, name: str) -> bool:
     return bool(a) and a == b
 
 
-@functools.lru_cache(maxsize=16384)
-def _label(text: str) -> str:
+def _folded(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+# Property names and titles are short: a longer one is folded each time, never kept.
+MAX_CACHED_LABEL: Final = 64
+_short_label = functools.lru_cache(maxsize=16384)(_folded)
+
+
+def _label(text: str) -> str:
+    return _short_label(text) if len(text) <= MAX_CACHED_LABEL else _folded(text)
 
 
 def _children(node: JSON, visit: Callable[[Any, str | None], Any]) -> JSON:
