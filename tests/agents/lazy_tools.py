@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.agents import test_claude_code, test_codex
 from tests.agents.mcp_server import corpus_tools
-from tests.agents.support import Session, agent_binary, run_session
+from tests.agents.support import (
+    Session,
+    agent_binary,
+    run_session,
+    usage_of_bill,
+    usage_of_entry,
+)
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_server.py")
 SERVERS = ("github", "playwright", "filesystem")  # 117 + 32 + 12 tools
@@ -106,3 +113,26 @@ def codex_run(tmp: Path, config: str) -> McpRun:
         agent=[str(codex), "exec", "--skip-git-repo-check",
                "--dangerously-bypass-approvals-and-sandbox", PROMPT])
     return McpRun(session, tool_calls(calls))
+
+
+def check_detour_ledger(run: McpRun, call_usage: Callable[[dict[str, Any]], tuple[int, ...]],
+                        billed: tuple[str, ...]) -> None:
+    """One ledger entry per exchange, the detour's upstream calls summed in the first, each
+    call's usage (read by `call_usage` from the dialect's usage) equal to the `billed`
+    counts of the simulator's bill; the tools segment cut to under a third."""
+    ledger = sorted(run.session.ledger, key=lambda entry: entry.ts)
+    bills = run.session.bills
+    assert len(ledger) == len(run.session.sent) == 2 and len(bills) == 3
+    assert all(entry.complete and entry.status == 200 for entry in ledger)
+    assert [entry.search_detours for entry in ledger] == [1, 0]
+    # One entry per exchange: the detour's two upstream calls are summed in the first.
+    summed = [sum(column) for column in zip(*map(usage_of_entry, ledger), strict=True)]
+    assert summed == [sum(column) for column in zip(*map(usage_of_bill, bills), strict=True)]
+    assert usage_of_entry(ledger[1]) == usage_of_bill(bills[2])
+    # ... and the entry keeps each upstream call's usage, as the simulator billed it.
+    calls = ledger[0].plugins["tools"]["calls"]
+    assert [call_usage(c) for c in calls] == [
+        tuple(b["counts"][field] for field in billed) for b in bills[:2]]
+    assert ledger[0].detour_cost_usd > 0
+    assert all(entry.tokens_after["tools"] < entry.tokens_before["tools"] // 3
+               for entry in ledger)

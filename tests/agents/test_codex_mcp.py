@@ -25,10 +25,10 @@ from tests.agents.lazy_tools import (
     SERVERS,
     TARGET,
     McpRun,
+    check_detour_ledger,
     codex_run,
     corpus_size,
 )
-from tests.agents.support import usage_of_bill, usage_of_entry
 from tokenopt.sim.scripted import offered
 
 pytestmark = pytest.mark.timeout(300)  # the session runs in the first test's setup
@@ -109,20 +109,7 @@ def test_codex_never_saw_the_search(run: McpRun) -> None:
 
 
 def test_the_ledger_prices_each_exchange_with_its_detour(run: McpRun) -> None:
-    ledger = sorted(run.session.ledger, key=lambda entry: entry.ts)
-    bills = run.session.bills
-    assert len(ledger) == len(run.session.sent) == 2 and len(bills) == 3
-    assert all(entry.complete and entry.status == 200 for entry in ledger)
-    assert [entry.search_detours for entry in ledger] == [1, 0]
-    # One entry per exchange: the detour's two upstream calls are summed in the first.
-    summed = [sum(column) for column in zip(*map(usage_of_entry, ledger), strict=True)]
-    assert summed == [sum(column) for column in zip(*map(usage_of_bill, bills), strict=True)]
-    assert usage_of_entry(ledger[1]) == usage_of_bill(bills[2])
-    # ... and the entry keeps each upstream call's usage, as the simulator billed it.
-    calls = ledger[0].plugins["tools"]["calls"]
-    assert [(c["input_tokens"], c["input_tokens_details"]["cached_tokens"], c["output_tokens"])
-            for c in calls] == [(b["counts"]["input_tokens"], b["counts"]["cached_tokens"],
-                                 b["counts"]["output_tokens"]) for b in bills[:2]]
-    assert ledger[0].detour_cost_usd > 0
-    assert all(entry.tokens_after["tools"] < entry.tokens_before["tools"] // 3
-               for entry in ledger)
+    check_detour_ledger(run, lambda c: (c["input_tokens"],
+                                        c["input_tokens_details"]["cached_tokens"],
+                                        c["output_tokens"]),
+                        ("input_tokens", "cached_tokens", "output_tokens"))
