@@ -64,9 +64,8 @@ def test_fused_search_keeps_the_index_contract() -> None:
     assert fused.search("", 5) == ToolIndex(TOOLS).search("", 5) == []
 
 
-def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
-    indexes = DenseIndexes()
-    lexical = ToolIndex(TOOLS)
+def hold_full_build(indexes: DenseIndexes) -> threading.Event:
+    """Make the full embedding build wait until the returned event is set."""
     gate = threading.Event()
     real = indexes._build
 
@@ -75,6 +74,13 @@ def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
         return real(*args)
 
     indexes._build = held  # type: ignore[method-assign, assignment]
+    return gate
+
+
+def test_requests_rank_lexically_until_the_embeddings_are_built() -> None:
+    indexes = DenseIndexes()
+    lexical = ToolIndex(TOOLS)
+    gate = hold_full_build(indexes)
     indexes._quick_build = lambda *args: None  # type: ignore[method-assign]
     assert indexes.get("set", lexical, TOOLS, wait=False) is lexical  # not ready: no waiting
     gate.set()
@@ -125,14 +131,7 @@ def test_both_dense_rankers_fused_keep_the_contract_and_find_by_meaning() -> Non
 def test_the_quick_static_index_serves_while_the_full_one_builds() -> None:
     indexes = DenseIndexes()
     lexical = ToolIndex(TOOLS)
-    gate = threading.Event()
-    real = indexes._build
-
-    def held(*args: Any) -> FusedIndex:
-        gate.wait(30)
-        return real(*args)
-
-    indexes._build = held  # type: ignore[method-assign, assignment]
+    gate = hold_full_build(indexes)
     indexes.get("set", lexical, TOOLS, wait=False)  # first sight: both stages submitted
     quick = None
     for _ in range(300):  # the static stage takes tens of ms
