@@ -11,13 +11,14 @@ import pytest
 
 from tokenopt.exceptions import ConfigError
 from tokenopt.plugins.tools import ToolsPlugin, ToolsSettings
-from tokenopt.tools import ToolIndex
+from tokenopt.tools import ToolIndex, semantic
 from tokenopt.tools.embedders import StaticEmbedder, shared, wordllama_available
 from tokenopt.tools.semantic import (
     SHARES,
     DenseIndexes,
     FusedIndex,
     fuse,
+    sentences,
     shared_embedder,
     shared_embedders,
     shares,
@@ -125,6 +126,23 @@ def test_both_dense_rankers_fused_keep_the_contract_and_find_by_meaning() -> Non
     assert len(set(first)) == 5
     assert not set(first) & set(fused.search("commit my changes to the repository", 5,
                                               exclude=frozenset(first)))
+
+
+def test_a_request_is_read_sentence_by_sentence_only_when_it_has_several() -> None:
+    assert sentences("Find my order W123. Then return the headphones!\nAnd email me.") == [
+        "Find my order W123.", "Then return the headphones!", "And email me."]
+    assert sentences("what time is it in Tokyo") == []
+    assert sentences("Thanks. Ok.") == []  # too short to say what tool it needs
+
+
+@needs_wordllama
+def test_each_thing_a_request_asks_for_is_ranked_on_its_own_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fused = FusedIndex(ToolIndex(TOOLS), TOOLS, shared_embedders())
+    query = "Look up the history of the Roman empire on the encyclopedia. Then multiply 17 by 23."
+    assert "calculator__calculate" in fused.search(query, 2)
+    monkeypatch.setattr(semantic, "SENTENCE_SHARE", 0.0)  # the request embedded only whole
+    assert "calculator__calculate" not in fused.search(query, 2)
 
 
 @needs_wordllama
