@@ -30,6 +30,8 @@ def test_lru_keeps_its_values_within_the_byte_budget() -> None:
     assert table.size == 6
     assert table.put("huge", "x" * 11, 11) == "x" * 11  # returned, but not kept
     assert table.get("huge") is None and table.size == 6
+    assert table.put("c", "y" * 11, 11) == "y" * 11  # nor is the older value under its key
+    assert table.get("c") is None and table.size == 2
     table.clear()
     assert table.size == 0 and len(table) == 0
 

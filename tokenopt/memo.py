@@ -25,7 +25,8 @@ TABLES: Final[list[LRU[Any]]] = []  # every table made, for tests and accounting
 class LRU(Generic[V]):
     """At most `kept` values and `max_bytes` of their sizes, least recently used dropped first.
 
-    A value larger than the whole budget is returned but not kept.
+    A value larger than the whole budget is returned but not kept (nor is an older one
+    under its key).
     """
 
     def __init__(self, kept: int, max_bytes: int | None = None) -> None:
@@ -47,11 +48,11 @@ class LRU(Generic[V]):
 
     def put(self, key: Hashable, value: V, size: int = 0) -> V:
         budget = self.max_bytes
-        if budget is not None and size > budget:
-            return value
-        old = self._table.pop(key, None)
+        old = self._table.pop(key, None)  # replaced, or dropped if the new value cannot stay
         if old is not None:
             self.size -= old[1]
+        if budget is not None and size > budget:
+            return value
         self._table[key] = (value, size)
         self.size += size
         while len(self._table) > self.kept or (budget is not None and self.size > budget):
