@@ -111,6 +111,7 @@ class Exchange:
             model=None, conversation=None, stream=False,
         )
         self.view: RequestView | None = None
+        self.last_round: RequestView | None = None  # a detour's latest round, when it made one
         self.client_body: JSON | None = None
         self.client_view: RequestView | None = None
         self.editors: list[tuple[str, StreamEditor]] = []
@@ -269,6 +270,7 @@ class Exchange:
                 if following is None:
                     await relay.give_up()
                     return
+                self.last_round = detour.view  # the request the client's answer is billed for
                 body = _dumps(_with_stream_usage(following) if strip_usage else following)
                 first, streaming, number = False, streaming or relay.mode == "sse", number + 1
         finally:
@@ -317,7 +319,8 @@ class Exchange:
         if self.client_view is not None:
             count = self.engine.counter.count
             record.tokens_before = segment_tokens(self.client_view, count)
-            record.tokens_after = segment_tokens(self.view or self.client_view, count,
+            sent = self.last_round or self.view or self.client_view
+            record.tokens_after = segment_tokens(sent, count,
                                                  same_as=(self.client_view, record.tokens_before))
         for name, editor in self.editors:
             if editor.notes:

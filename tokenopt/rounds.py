@@ -18,7 +18,7 @@ import json
 from typing import Any, Protocol
 
 from tokenopt._sse import SSEEvent, SSEParser
-from tokenopt.dialects.base import JSON
+from tokenopt.dialects.base import JSON, RequestView
 from tokenopt.types import Message, Send
 
 
@@ -32,10 +32,12 @@ class Detour(Protocol):
     another round is wanted. `next_request` gives the next round's body, or
     None when no further round can be made; then `closing` (streams) or
     `last_json` (JSON) end the response with what was held. `stream_error`
-    closes a stream already under way when a later round fails.
+    closes a stream already under way when a later round fails. `view` is the
+    request of the latest round made: the one whose answer the client gets.
     """
 
     notes: dict[str, Any]
+    view: RequestView
 
     def feed(self, event: SSEEvent) -> list[SSEEvent]: ...
     def stream_end(self) -> bool: ...

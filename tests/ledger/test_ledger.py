@@ -112,6 +112,31 @@ def test_cost_before_prices_what_the_client_sent() -> None:
     assert entry.tokens_saved == 1_000 and entry.cache_break == "tool order changed"
 
 
+LAZY_TURN = {"tokens_before": {"tools": 34_000, "system": 500, "messages": 3_000},
+             "tokens_after": {"tools": 9_000, "system": 500, "messages": 3_000}}
+
+
+@pytest.mark.parametrize(("cached", "notes", "before_cached"), [
+    # The forwarded request read past its 9,000 tool tokens: the client's 34,000 would
+    # have been read too (its prefix held), 25,000 more than tokenopt's.
+    (12_000, {}, 37_000),
+    (12_000, {"normalize": {"cache_break": {"segment": "messages", "at": 4}}}, 37_000),
+    # The first turn, a read that stopped inside the tools, a client whose own cache broke
+    # in its tools: nothing more would have been cached for the client.
+    (0, {}, 0),
+    (5_000, {}, 5_000),
+    (12_000, {"normalize": {"cache_break": {"segment": "tools", "tokens_lost": 0}}}, 12_000),
+])
+def test_cost_before_reads_the_withheld_tools_from_the_cache_the_client_would_have_hit(
+        cached: int, notes: dict[str, Any], before_cached: int) -> None:
+    usage = Usage(input_tokens=12_500, cached_input_tokens=cached, output_tokens=100)
+    entry = entry_from(record("gpt-4.1", usage, plugin_notes=notes, **LAZY_TURN), PriceBook())
+    # before: 37,500 input tokens (12,500 scaled by 37,500 / 12,500 counted)
+    expected = (37_500 - before_cached) * 2e-6 + before_cached * 0.5e-6 + 100 * 8e-6
+    assert entry.cost_usd_before == pytest.approx(expected)
+    assert entry.tokens_saved == 25_000
+
+
 def test_retention_drops_old_entries(tmp_path: Path) -> None:
     old = entry_from(record("gpt-4.1", Usage(input_tokens=1)), PriceBook())
     old.ts = time.time() - 10 * 86_400

@@ -96,7 +96,9 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     lost = int(cache_break.get("tokens_lost", 0)) if isinstance(cache_break, dict) else 0
     scale = before_total / after_total if after_total else 1.0
     before_input = round(usage_sent.input_tokens * scale)
-    before_cached = max(0, min(usage_sent.cached_input_tokens - lost, before_input))
+    before_cached = usage_sent.cached_input_tokens - lost + _withheld_cached(
+        record, usage_sent, after_total, cache_break)
+    before_cached = max(0, min(before_cached, before_input))
     placed = record.plugin_notes.get("normalize", {}).get("breakpoints", {})
     if isinstance(placed, dict) and placed.get("placed") and not placed.get("client_breakpoints"):
         before_cached = 0  # without any cache_control, Anthropic caches nothing
@@ -127,6 +129,29 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
         detour_cost_usd=round(detour_cost, 8),
         plugins=record.plugin_notes,
     )
+
+
+def _withheld_cached(record: ExchangeRecord, usage: Usage, after_total: int,
+                     cache_break: Any) -> int:
+    """Tool tokens tokenopt did not send that the client's own request would have read from
+    the cache, in the upstream's tokens.
+
+    Tools open the prompt on every provider, and a client sends the same ones every
+    turn. When this request read at least its whole tools segment from the cache and the
+    client's own prefix held through its tools, the client's longer tool list would have
+    been read from the cache too. Without this, a lazy-tools turn after the first priced
+    the withheld tools as uncached: ~10x what the client would have paid.
+    """
+    withheld = record.tokens_before.get("tools", 0) - record.tokens_after.get("tools", 0)
+    if withheld <= 0 or after_total <= 0 or usage.cached_input_tokens <= 0:
+        return 0
+    if cache_break and (not isinstance(cache_break, dict)
+                        or cache_break.get("segment") not in ("system", "messages")):
+        return 0  # the client's own cache broke in (or before) its tools
+    per_token = usage.input_tokens / after_total  # the upstream's tokens per counted token
+    if usage.cached_input_tokens < record.tokens_after.get("tools", 0) * per_token:
+        return 0
+    return round(withheld * per_token)
 
 
 def detour_usage(record: ExchangeRecord) -> Usage | None:

@@ -38,6 +38,7 @@ from tokenopt.settings import Settings
 from tokenopt.sim import create_sim_app
 from tokenopt.sim.script import RECORDED_HEADER
 from tokenopt.store import MemoryStore
+from tokenopt.tokens import TokenCounter
 from tokenopt.types import ASGIApp, Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -409,6 +410,23 @@ async def test_the_last_round_is_sent_without_the_search_tool(route: str, stream
     assert ex.notes["search_detours"] == 1
     if stream:
         well_formed(route, ex)
+
+
+@pytest.mark.parametrize(("route", "stream"), CASES)
+async def test_the_tokens_forwarded_are_those_of_the_round_the_client_is_answered_from(
+        route: str, stream: bool) -> None:
+    upstream = Upstream()
+    ex = await exchange(upstream, route, offering(route, stream=stream),
+                        key=scripted(upstream, route))
+    first, last = upstream.bodies
+    assert TARGET in tool_names(last) and TARGET not in tool_names(first)
+    # The last round carries the found tools and the search's call and answer: its usage
+    # (the answer the client gets) is priced against its own counts, not the first round's.
+    before, after = ex.record.tokens_before, ex.record.tokens_after
+    first_tools = TokenCounter().count(json.dumps(first["tools"], separators=(",", ":")),
+                                       first["model"])
+    assert first_tools < after["tools"] < before["tools"]
+    assert after["messages"] > before["messages"]
 
 
 @pytest.mark.parametrize(("route", "stream"), CASES)
