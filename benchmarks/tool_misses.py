@@ -21,20 +21,12 @@ import argparse
 import json
 import random
 import zlib
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.results import RESULTS
-from benchmarks.tool_workload import (
-    MAX_CALLS,
-    MCP_SOURCES,
-    MIN_TOOLS,
-    QUERY_SOURCES,
-    named,
-    server_of,
-)
+from benchmarks.tool_workload import MAX_CALLS, QUERY_SOURCES, mcp_servers, named, offered_tools
 from benchmarks.workload import load_jsonl
 from tokenopt.plugins.tools import ToolsSettings
 from tokenopt.plugins.tools.selection import find
@@ -48,24 +40,14 @@ def conversations(seed: int = SEED) -> Iterator[tuple[dict[str, Any], list[dict[
     rng = random.Random(seed)
     tools = load_jsonl("tools.jsonl")
     by_id = {t["id"]: t for t in tools}
-    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for tool in tools:
-        if tool["source"].startswith(MCP_SOURCES):
-            servers[server_of(tool)].append(tool)
+    servers = mcp_servers(tools)
     for query in load_jsonl("queries.jsonl"):
         groups = query["relevant_groups"]
         if not query["source"].startswith(QUERY_SOURCES) or \
                 not all(g and g[0] in by_id for g in groups):
             continue
-        needed = [named(by_id[g[0]]) for g in groups[:MAX_CALLS]]
-        offered = {tool["name"]: tool for tool in needed}
-        for server in rng.sample(sorted(servers), len(servers)):
-            if len(offered) >= MIN_TOOLS:
-                break
-            offered.update({named(t)["name"]: named(t) for t in servers[server]})
-        tool_list = list(offered.values())
-        rng.shuffle(tool_list)
-        yield query, tool_list, [tool["name"] for tool in needed]
+        needed = [by_id[g[0]] for g in groups[:MAX_CALLS]]
+        yield query, offered_tools(needed, servers, rng), [named(t)["name"] for t in needed]
 
 
 def misses(settings: ToolsSettings, seed: int = SEED) -> dict[str, Any]:

@@ -69,14 +69,34 @@ def named(tool: dict[str, Any]) -> dict[str, Any]:
             "input_schema": tool.get("input_schema") or {"type": "object", "properties": {}}}
 
 
+def mcp_servers(tools: list[dict[str, Any]], sources: tuple[str, ...] = MCP_SOURCES
+                ) -> dict[str, list[dict[str, Any]]]:
+    """The tools of each MCP server of `sources`, by server."""
+    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tool in tools:
+        if tool["source"].startswith(sources):
+            servers[server_of(tool)].append(tool)
+    return servers
+
+
+def offered_tools(needed: list[dict[str, Any]], servers: dict[str, list[dict[str, Any]]],
+                  rng: random.Random) -> list[dict[str, Any]]:
+    """The needed tools plus whole random servers to `MIN_TOOLS` or more, shuffled, as sent."""
+    offered = {named(t)["name"]: named(t) for t in needed}
+    for server in rng.sample(sorted(servers), len(servers)):
+        if len(offered) >= MIN_TOOLS:
+            break
+        offered.update({named(t)["name"]: named(t) for t in servers[server]})
+    tool_list = list(offered.values())
+    rng.shuffle(tool_list)
+    return tool_list
+
+
 def conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     tools = load_jsonl("tools.jsonl")
     by_id = {t["id"]: t for t in tools}
-    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for tool in tools:
-        if tool["source"].startswith(MCP_SOURCES):
-            servers[server_of(tool)].append(tool)
+    servers = mcp_servers(tools)
     queries = [q for q in load_jsonl("queries.jsonl") if q["source"].startswith(QUERY_SOURCES)
                and all(g and g[0] in by_id for g in q["relevant_groups"])]
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -89,13 +109,7 @@ def conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
             source = QUERY_SOURCES[n % len(QUERY_SOURCES)]
             query = rng.choice(by_source[source])
             needed = [by_id[g[0]] for g in query["relevant_groups"][:MAX_CALLS]]
-            offered = {named(t)["name"]: named(t) for t in needed}
-            for server in rng.sample(sorted(servers), len(servers)):
-                if len(offered) >= MIN_TOOLS:
-                    break
-                offered.update({named(t)["name"]: named(t) for t in servers[server]})
-            tool_list = list(offered.values())
-            rng.shuffle(tool_list)
+            tool_list = offered_tools(needed, servers, rng)
             conv = f"{route.strip('/').replace('/', '-')}-{n}"
             lines += agent_loop(route, conv, tool_list, query["query"],
                                 [named(t)["name"] for t in needed],
@@ -116,10 +130,7 @@ def choice_conversations(per_route: int, seed: int) -> list[dict[str, Any]]:
     by_id = {t["id"]: t for t in tools}
     document = "\n\n".join(f"{t['name']}: {t.get('description') or ''}"
                             for t in rng.sample(tools, 400))
-    servers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for tool in tools:
-        if tool["source"].startswith("livemcpbench"):
-            servers[server_of(tool)].append(tool)
+    servers = mcp_servers(tools, ("livemcpbench",))
     tasks = [q for q in load_jsonl("queries.jsonl") if q["source"] == "livemcpbench"
              and all(g and g[0] in by_id for g in q["relevant_groups"])]
     small: list[dict[str, Any]] = []
