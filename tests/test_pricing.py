@@ -55,6 +55,18 @@ def test_unknown_models_cost_nothing_and_say_so() -> None:
     assert not BOOK.cost(None, Usage(input_tokens=1)).priced
 
 
+def test_huge_model_names_are_priced_without_growing_the_memo() -> None:
+    from tokenopt.pricing import _library_cost
+
+    before = _library_cost.cache_info().currsize
+    for n in range(20):
+        cost = BOOK.cost(f"{n}" + "x" * 100_000, Usage(input_tokens=1_000, output_tokens=1))
+        assert not cost.priced
+    assert _library_cost.cache_info().currsize == before
+    assert BOOK.cost("gpt-4.1", Usage(input_tokens=987_653)).priced  # a real name is memoised
+    assert _library_cost.cache_info().currsize == before + 1
+
+
 def test_the_override_file_prices_custom_models_and_wins(tmp_path: Path) -> None:
     path = tmp_path / "prices.toml"
     path.write_text('[models."acme-7b"]\ninput = 0.2\ncached_input = 0.02\noutput = 0.6\n'

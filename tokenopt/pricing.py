@@ -100,7 +100,14 @@ class PriceBook:
         override = self.overrides.get(model)
         if override is not None:
             return override.cost(usage)
+        if len(model) > MAX_MEMO_MODEL:  # no real model name is this long: priced, not kept
+            return _library_cost.__wrapped__(model, provider, _usage_key(usage))
         return _library_cost(model, provider, _usage_key(usage))
+
+
+# The memo is keyed by the client's model string: bounded in count, and by this in length,
+# so a client sending huge model names cannot grow it (65,536 keys of 128 characters ~ 20 MB).
+MAX_MEMO_MODEL = 128
 
 
 def _usage_key(usage: Usage) -> tuple[int, int, int, int, int]:
