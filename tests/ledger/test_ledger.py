@@ -137,6 +137,21 @@ def test_cost_before_reads_the_withheld_tools_from_the_cache_the_client_would_ha
     assert entry.tokens_saved == 25_000
 
 
+@pytest.mark.parametrize(("cached", "before_cached"), [
+    (3_000, 37_000),  # a warm conversation: all but the 500 tokens the client added
+    (0, 0),  # this request read nothing from the cache: the conversation's cache is cold
+])
+def test_cost_before_reads_the_clients_held_prefix_from_the_cache(
+        cached: int, before_cached: int) -> None:
+    # tokenopt's request read only 3,000 of its 12,500 tokens from the cache (it loaded a tool
+    # mid-conversation); the client's own prompt held, and it added 500 tokens since.
+    notes = {"normalize": {"client_prefix": {"messages": 6, "new_tokens": 500}}}
+    usage = Usage(input_tokens=12_500, cached_input_tokens=cached, output_tokens=100)
+    entry = entry_from(record("gpt-4.1", usage, plugin_notes=notes, **LAZY_TURN), PriceBook())
+    expected = (37_500 - before_cached) * 2e-6 + before_cached * 0.5e-6 + 100 * 8e-6
+    assert entry.cost_usd_before == pytest.approx(expected)
+
+
 def test_retention_drops_old_entries(tmp_path: Path) -> None:
     old = entry_from(record("gpt-4.1", Usage(input_tokens=1)), PriceBook())
     old.ts = time.time() - 10 * 86_400

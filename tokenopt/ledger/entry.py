@@ -96,8 +96,10 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     lost = int(cache_break.get("tokens_lost", 0)) if isinstance(cache_break, dict) else 0
     scale = before_total / after_total if after_total else 1.0
     before_input = round(usage_sent.input_tokens * scale)
-    before_cached = usage_sent.cached_input_tokens - lost + _withheld_cached(
-        record, usage_sent, after_total, cache_break)
+    before_cached = max(
+        usage_sent.cached_input_tokens - lost
+        + _withheld_cached(record, usage_sent, after_total, cache_break),
+        _client_prefix_cached(record, usage_sent, before_total, after_total))
     before_cached = max(0, min(before_cached, before_input))
     placed = record.plugin_notes.get("normalize", {}).get("breakpoints", {})
     if isinstance(placed, dict) and placed.get("placed") and not placed.get("client_breakpoints"):
@@ -129,6 +131,22 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
         detour_cost_usd=round(detour_cost, 8),
         plugins=record.plugin_notes,
     )
+
+
+def _client_prefix_cached(record: ExchangeRecord, usage: Usage, before_total: int,
+                          after_total: int) -> int:
+    """What the client's own request would have read from the cache, in the upstream's tokens:
+    all but what it added since its previous request, when normalize saw its prefix hold.
+
+    Only while this request read from the cache too: the conversation's cache is warm.
+    """
+    prefix = record.plugin_notes.get("normalize", {}).get("client_prefix")
+    if not isinstance(prefix, dict) or after_total <= 0 or usage.cached_input_tokens <= 0:
+        return 0
+    new_tokens = prefix.get("new_tokens")
+    if not isinstance(new_tokens, int):
+        return 0
+    return round(max(before_total - new_tokens, 0) * usage.input_tokens / after_total)
 
 
 def _withheld_cached(record: ExchangeRecord, usage: Usage, after_total: int,

@@ -12,7 +12,7 @@ import pytest
 from benchmarks.prefix_cache import shuffled_keys
 from benchmarks.workload import as_route_tools, load_jsonl, tool_set
 from tokenopt.dialects import dialect_for
-from tokenopt.pipeline import PluginContext
+from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.plugins.normalize import NormalizePlugin, NormalizeSettings
 from tokenopt.plugins.normalize.breakpoints import choose_ttl
 from tokenopt.plugins.normalize.canonical import canonical_text
@@ -263,6 +263,34 @@ async def test_the_break_detector_names_the_first_change() -> None:
     assert message["cache_break"]["cause"] == "message 0 edited"
     assert all(n["cache_break"]["tokens_lost"] > 0 for n in (reordered, keyed, system, message))
     assert reordered["cache_break"]["tokens_lost"] > system["cache_break"]["tokens_lost"]
+
+
+async def test_what_the_client_added_since_its_last_request_is_counted_after_the_response(
+) -> None:
+    route = "/v1/chat/completions"
+    harness = Harness()
+    base = request(route, TOOLS)
+    _, first = await harness.send(route, base)
+    reply = {"role": "assistant", "content": "You have three open pull requests."}
+    grown = {**base, "messages": [*base["messages"], reply]}
+    forwarded, notes = await harness.send(route, grown)
+    assert "client_prefix" not in first  # nothing before it in the conversation
+    # The Chat system message is the system segment, not one of the view's messages.
+    assert notes["client_prefix"] == {"messages": len(base["messages"]) - 1}
+
+    dialect = dialect_for("POST", route)
+    assert dialect is not None
+    view = dialect.parse(forwarded, tenant="t_a", headers={})
+    ctx = PluginContext(store=harness.store.namespace("t_a"), counter=COUNTER)
+    ctx.notes = copy.deepcopy(notes)
+    await harness.plugin.on_response(ResponseView(view, 200, None, True), ctx)
+    added = COUNTER.count(json.dumps(reply, separators=(",", ":")), base["model"])
+    assert ctx.notes["client_prefix"]["new_tokens"] == added
+
+    edited = copy.deepcopy(grown)
+    edited["messages"][-1]["content"] = "You have two open pull requests."
+    _, broken = await harness.send(route, edited)
+    assert "client_prefix" not in broken and "cache_break" in broken  # the client broke it
 
 
 async def test_a_string_sent_again_as_its_text_block_or_a_moved_marker_is_not_a_break() -> None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from tokenopt import jsonio
 from tokenopt.dialects.base import RequestView, TextPart, Tool
 from tokenopt.memo import CONTENT_BUDGET, ByIdentity
-from tokenopt.pipeline import PluginContext
+from tokenopt.pipeline import PluginContext, ResponseView
 from tokenopt.plugins.normalize.breakpoints import (
     MAX_BREAKPOINTS,
     Plan,
@@ -78,6 +78,16 @@ class NormalizePlugin:
         await self._remember(view, ctx, state)
         return view
 
+    async def on_response(self, response: ResponseView, ctx: PluginContext) -> None:
+        """Count what the client's request added since its previous one, off the request path:
+        the ledger prices the rest as what the client alone would have read from the cache."""
+        prefix = ctx.notes.get("client_prefix")
+        if not isinstance(prefix, dict) or "new_tokens" in prefix:
+            return
+        view = response.request
+        added = view.messages[int(prefix.get("messages", 0)):]
+        prefix["new_tokens"] = sum(ctx.counter.count(_text(m), view.model) for m in added)
+
     # conversation state -------------------------------------------------------------
 
     async def _conversation(self, view: RequestView, ctx: PluginContext) -> dict[str, Any]:
@@ -107,6 +117,9 @@ class NormalizePlugin:
             return
         found = first_break(before, now)
         if found is None:
+            # The client's own prompt held up to where its previous request ended: what it
+            # alone would have read from the cache (counted after the response).
+            ctx.notes["client_prefix"] = {"messages": len(before.messages)}
             return
         ctx.notes["cache_break"] = {**found.as_note(),
                                     "tokens_lost": _tokens_from(view, found.segment, found.at,
