@@ -26,6 +26,7 @@ from tokenopt.engine import Engine
 from tokenopt.identity import CONVERSATION_HEADER
 from tokenopt.proxy import create_app
 from tokenopt.serving import ServerThread
+from tokenopt.store import open_store
 
 SEARCH = "tokenopt_search_tools"
 TOOLS = mcp_tools(240)
@@ -49,7 +50,10 @@ def replicas(sim: Sim, cluster: RedisCluster, tmp_path: Path, prefix: str,
                 ledger={"path": str(tmp_path / f"replica{i}.sqlite")}, admin={"token": ADMIN},
                 plugins={"tools": LAZY}, pipeline={"strict": True})
             sink = QueueSink()
-            engine = Engine.from_settings(settings, sinks=[sink])
+            # A generous call timeout: this is about state carried between replicas, and on a
+            # loaded machine a cluster call can outlast the default 0.5 s (the outage path).
+            store = open_store(cluster.url, key_prefix=prefix, timeout=10.0)
+            engine = Engine.from_settings(settings, sinks=[sink], store=store)
             url = stack.enter_context(ServerThread(create_app(settings, engine=engine)))
             started.append(Sidecar(url, engine, sink))
         yield started
