@@ -1,4 +1,4 @@
-from tokenopt.memo import LRU, ByIdentity
+from tokenopt.memo import LRU, ByIdentity, short_key_cache
 
 
 def test_lru_drops_the_least_recently_used() -> None:
@@ -43,3 +43,19 @@ def test_by_identity_counts_the_size_of_what_it_keeps_alive() -> None:
     memo.put(second, 2, size=6)
     assert memo.get(first) is None and memo.get(second) == 2
     assert memo.size == 6
+
+
+def test_a_short_key_cache_keeps_short_keys_and_computes_long_ones_each_time() -> None:
+    calls: list[str] = []
+
+    @short_key_cache(8, max_chars=4)
+    def upper(text: str, suffix: str = "") -> str:
+        calls.append(text)
+        return text.upper() + suffix
+
+    assert upper("abc") == upper("abc") == "ABC" and calls == ["abc"]  # kept
+    assert upper("abc", "!") == "ABC!" and calls == ["abc", "abc"]  # another key
+    assert upper("abcdef") == upper("abcdef") == "ABCDEF"  # computed each time, never kept
+    assert calls[2:] == ["abcdef", "abcdef"] and upper.cache_info().currsize == 2
+    upper.cache_clear()
+    assert upper.cache_info().currsize == 0

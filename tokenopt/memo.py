@@ -10,11 +10,13 @@ bytes its value holds, the size of the JSON it was computed from).
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, TypeVar
 
 V = TypeVar("V")
+R = TypeVar("R")
 
 
 MiB: Final = 1 << 20
@@ -91,3 +93,36 @@ class ByIdentity(Generic[V]):
 
     def clear(self) -> None:
         self._table.clear()
+
+
+class ShortKeyCache(Generic[R]):
+    """`fn` memoised by an `lru_cache` of `kept` calls when its first argument is a string of
+    at most `max_chars`; a longer one is computed each time and never kept.
+
+    For text a client sends (words, names, labels, model names): real ones are short and
+    repeat, and a long one must not grow the table by its length.
+    """
+
+    def __init__(self, fn: Callable[..., R], kept: int, max_chars: int) -> None:
+        self._fn = fn
+        self._cached = functools.lru_cache(maxsize=kept)(fn)
+        self.max_chars = max_chars
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, key: str, *rest: Hashable) -> R:
+        if len(key) <= self.max_chars:
+            return self._cached(key, *rest)
+        return self._fn(key, *rest)
+
+    def cache_info(self) -> Any:
+        return self._cached.cache_info()
+
+    def cache_clear(self) -> None:
+        self._cached.cache_clear()
+
+
+def short_key_cache(kept: int, max_chars: int = 64) -> Callable[[Callable[..., R]], ShortKeyCache[R]]:
+    """Decorate a function as a `ShortKeyCache`."""
+    def wrap(fn: Callable[..., R]) -> ShortKeyCache[R]:
+        return ShortKeyCache(fn, kept, max_chars)
+    return wrap

@@ -18,7 +18,6 @@ An unknown model is never an error: its cost is zero and `priced` is False.
 
 from __future__ import annotations
 
-import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokenopt.dialects.base import Usage
 from tokenopt.exceptions import ConfigError
+from tokenopt.memo import short_key_cache
 
 PER_MILLION = 1_000_000
 
@@ -100,13 +100,11 @@ class PriceBook:
         override = self.overrides.get(model)
         if override is not None:
             return override.cost(usage)
-        if len(model) > MAX_MEMO_MODEL:  # no real model name is this long: priced, not kept
-            return _library_cost.__wrapped__(model, provider, _usage_key(usage))
         return _library_cost(model, provider, _usage_key(usage))
 
 
-# The memo is keyed by the client's model string: bounded in count, and by this in length,
-# so a client sending huge model names cannot grow it (65,536 keys of 128 characters ~ 20 MB).
+# The memo is keyed by the client's model string: bounded in count, and by this in length
+# (a longer name, which no real model has, is priced each time): 65,536 keys ~ 20 MB at most.
 MAX_MEMO_MODEL = 128
 
 
@@ -115,7 +113,7 @@ def _usage_key(usage: Usage) -> tuple[int, int, int, int, int]:
             usage.cache_write_1h_tokens, usage.output_tokens)
 
 
-@functools.lru_cache(maxsize=65536)
+@short_key_cache(65536, MAX_MEMO_MODEL)
 def _library_cost(model: str, provider: str | None, usage: tuple[int, int, int, int, int]) -> Cost:
     # Memoised: replays price the same usage again and again, and a lookup costs ~0.1 ms.
     from genai_prices import Usage as PricedUsage

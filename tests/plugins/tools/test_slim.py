@@ -397,13 +397,14 @@ def test_slimmed_tools_are_written_back_and_others_left_byte_for_byte(dialect: A
 def test_long_titles_are_compared_but_never_cached_and_large_schemas_fit_the_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from tokenopt.plugins.tools import slim
+    from tokenopt.tools.text import fold
 
     name = "p" * 200
     schema = {"type": "object", "properties": {name: {"type": "string", "title": name.upper()}}}
-    before = slim._short_label.cache_info().currsize
+    before = fold.cache_info().currsize
     assert slim_schema(schema, hoist=False) == {
         "type": "object", "properties": {name: {"type": "string"}}}
-    assert slim._short_label.cache_info().currsize == before  # 200 characters: not kept
+    assert fold.cache_info().currsize == before  # 200 characters: not kept
     monkeypatch.setattr(slim._SLIMMED, "max_bytes", 1000)
     slim._SLIMMED.clear()
     big = {"type": "object", "properties": {"q": {"type": "string", "title": "Q",

@@ -33,7 +33,6 @@ is, since the name stays offered with the same definition.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -46,6 +45,7 @@ from tokenopt.plugins.normalize.canonical import (
     set_bytes,
     tool_forms,
 )
+from tokenopt.tools.text import fold
 
 Reason = Literal["exact_duplicate", "alias"]
 
@@ -181,18 +181,5 @@ def _alias_digest(tool: Tool) -> str:
 
 def _alias_key(name: str, cross_server: bool) -> str:
     if cross_server and "__" in name:
-        return "mcp:" + _fold(name.rsplit("__", 1)[1])
-    return "name:" + _fold(name)
-
-
-def _folded(name: str) -> str:
-    return "".join(ch for ch in name.casefold() if ch.isalnum())
-
-
-# Real tool names are short: a longer one is folded each time, never kept.
-MAX_CACHED_NAME: Final = 64
-_short_fold = functools.lru_cache(maxsize=16384)(_folded)
-
-
-def _fold(name: str) -> str:
-    return _short_fold(name) if len(name) <= MAX_CACHED_NAME else _folded(name)
+        return "mcp:" + fold(name.rsplit("__", 1)[1])
+    return "name:" + fold(name)

@@ -21,7 +21,6 @@ containers, never mutate them).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any, Final
@@ -30,6 +29,7 @@ import xxhash
 
 from tokenopt.dialects.base import JSON, Tool
 from tokenopt.memo import CONTENT_BUDGET, LRU
+from tokenopt.tools.text import fold
 
 # Hoisting rewrites a schema with `$ref`, which the provider must resolve.
 # - openai-responses: OpenAI documents `$defs`/`$ref` as supported (the structured
@@ -142,21 +142,8 @@ def _draft_of(schema: JSON) -> str:
 
 
 def _same_label(title: str, name: str) -> bool:
-    a, b = _label(title), _label(name)
+    a, b = fold(title), fold(name)
     return bool(a) and a == b
-
-
-def _folded(text: str) -> str:
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
-
-
-# Property names and titles are short: a longer one is folded each time, never kept.
-MAX_CACHED_LABEL: Final = 64
-_short_label = functools.lru_cache(maxsize=16384)(_folded)
-
-
-def _label(text: str) -> str:
-    return _short_label(text) if len(text) <= MAX_CACHED_LABEL else _folded(text)
 
 
 def _children(node: JSON, visit: Callable[[Any, str | None], Any]) -> JSON:
