@@ -96,10 +96,12 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     lost = int(cache_break.get("tokens_lost", 0)) if isinstance(cache_break, dict) else 0
     scale = before_total / after_total if after_total else 1.0
     before_input = round(usage_sent.input_tokens * scale)
-    before_cached = max(
-        usage_sent.cached_input_tokens - lost
-        + _withheld_cached(record, usage_sent, after_total, cache_break),
-        _client_prefix_cached(record, usage_sent, before_total, after_total))
+    before_cached = usage_sent.cached_input_tokens - lost
+    if after_total and usage_sent.cached_input_tokens > 0:  # the conversation's cache is warm
+        per_token = usage_sent.input_tokens / after_total  # the upstream's tokens a counted one
+        before_cached = max(
+            before_cached + _withheld_cached(record, usage_sent, per_token, cache_break),
+            _client_prefix_cached(record, before_total, per_token))
     before_cached = max(0, min(before_cached, before_input))
     placed = record.plugin_notes.get("normalize", {}).get("breakpoints", {})
     if isinstance(placed, dict) and placed.get("placed") and not placed.get("client_breakpoints"):
@@ -133,26 +135,21 @@ def entry_from(record: ExchangeRecord, prices: PriceBook) -> LedgerEntry:
     )
 
 
-def _client_prefix_cached(record: ExchangeRecord, usage: Usage, before_total: int,
-                          after_total: int) -> int:
-    """What the client's own request would have read from the cache, in the upstream's tokens:
-    all but what it added since its previous request, when normalize saw its prefix hold.
-
-    Only while this request read from the cache too: the conversation's cache is warm.
-    """
+def _client_prefix_cached(record: ExchangeRecord, before_total: int, per_token: float) -> int:
+    """What the client's own request would have read from a warm cache, in the upstream's
+    tokens: all but what it added since its previous request, when normalize saw its prefix
+    hold (0 when it did not)."""
     prefix = record.plugin_notes.get("normalize", {}).get("client_prefix")
-    if not isinstance(prefix, dict) or after_total <= 0 or usage.cached_input_tokens <= 0:
-        return 0
-    new_tokens = prefix.get("new_tokens")
+    new_tokens = prefix.get("new_tokens") if isinstance(prefix, dict) else None
     if not isinstance(new_tokens, int):
         return 0
-    return round(max(before_total - new_tokens, 0) * usage.input_tokens / after_total)
+    return round(max(before_total - new_tokens, 0) * per_token)
 
 
-def _withheld_cached(record: ExchangeRecord, usage: Usage, after_total: int,
+def _withheld_cached(record: ExchangeRecord, usage: Usage, per_token: float,
                      cache_break: Any) -> int:
     """Tool tokens tokenopt did not send that the client's own request would have read from
-    the cache, in the upstream's tokens.
+    a warm cache, in the upstream's tokens.
 
     Tools open the prompt on every provider, and a client sends the same ones every
     turn. When this request read at least its whole tools segment from the cache and the
@@ -161,12 +158,11 @@ def _withheld_cached(record: ExchangeRecord, usage: Usage, after_total: int,
     the withheld tools as uncached: ~10x what the client would have paid.
     """
     withheld = record.tokens_before.get("tools", 0) - record.tokens_after.get("tools", 0)
-    if withheld <= 0 or after_total <= 0 or usage.cached_input_tokens <= 0:
+    if withheld <= 0:
         return 0
     if cache_break and (not isinstance(cache_break, dict)
                         or cache_break.get("segment") not in ("system", "messages")):
         return 0  # the client's own cache broke in (or before) its tools
-    per_token = usage.input_tokens / after_total  # the upstream's tokens per counted token
     if usage.cached_input_tokens < record.tokens_after.get("tools", 0) * per_token:
         return 0
     return round(withheld * per_token)

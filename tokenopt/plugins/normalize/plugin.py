@@ -82,7 +82,7 @@ class NormalizePlugin:
         """Count what the client's request added since its previous one, off the request path:
         the ledger prices the rest as what the client alone would have read from the cache."""
         prefix = ctx.notes.get("client_prefix")
-        if not isinstance(prefix, dict) or "new_tokens" in prefix:
+        if not isinstance(prefix, dict):
             return
         view = response.request
         added = view.messages[int(prefix.get("messages", 0)):]
